@@ -1,0 +1,43 @@
+# Reproduction of four papers on training dynamics; see README.md and docs/ARCHITECTURE.md.
+from pathlib import Path
+import sys
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/train.smk"
+include: "rules/iterative.smk"
+include: "rules/minima.smk"
+include: "rules/heinit.smk"
+include: "rules/breakeven.smk"
+include: "rules/claims.smk"
+
+
+rule all:
+    input:
+        get_all_targets(),
+    default_target: True
+
+
+rule iterative:
+    input:
+        get_paper_targets("iterative"),
+
+
+rule minima:
+    input:
+        get_paper_targets("minima"),
+
+
+rule heinit:
+    input:
+        get_paper_targets("heinit"),
+
+
+rule breakeven:
+    input:
+        get_paper_targets("breakeven"),

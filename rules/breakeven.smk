@@ -1,0 +1,1 @@
+# Paper rules for 'breakeven' (filled in by its issue).

@@ -1,0 +1,19 @@
+# Claims: each paper writes results/claims/{paper}.csv; here they become one verdict table.
+
+
+rule claims:
+    input:
+        lambda wildcards: [f"{RESULTS}/claims/{paper}.csv" for paper in CLAIM_PAPERS],
+    output:
+        csv=f"{RESULTS}/claims.csv",
+        md=report(
+            f"{RESULTS}/claims.md",
+            caption="../report/claims.rst",
+            category="Claims",
+        ),
+    log:
+        f"{RESULTS}/logs/claims.log",
+    localrule: True
+    script:
+        "../scripts/claims.py"
+

@@ -1,0 +1,73 @@
+# The run table and the small get_* functions that decide which files a rule needs.
+from snakemake.utils import validate
+
+from repro.config import ConfigError, expand_runs, run_table, snapshot_epochs
+from repro.train import snapshot_name
+
+
+validate(config, "../schemas/config.schema.yaml")
+try:
+    RUNS = expand_runs(config)
+except ConfigError as error:
+    raise WorkflowError(f"Invalid configuration: {error}") from None
+
+PAPERS = ["iterative", "minima", "heinit", "breakeven"]
+RESULTS = "results"
+
+
+wildcard_constraints:
+    experiment=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
+    run=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
+    snapshot=r"e[0-9]+(\.[0-9]+)?",
+    paper="|".join(PAPERS),
+
+
+def runs_of(paper=None, experiment=None):
+    """(experiment, run) pairs, optionally of one paper or one experiment."""
+    return [
+        key
+        for key, cfg in RUNS.items()
+        if (paper is None or cfg["paper"] == paper)
+        and (experiment is None or key[0] == experiment)
+    ]
+
+
+def training_spec(wildcards):
+    """What defines a trained model; a change here (and only here) retrains."""
+    cfg = RUNS[(wildcards.experiment, wildcards.run)]
+    keys = ("seed", "dataset", "test_fraction", "train_size", "model", "train", "snapshots")
+    return {k: cfg[k] for k in keys if k in cfg}
+
+
+def get_snapshot_epochs(wildcards):
+    return snapshot_epochs(RUNS[(wildcards.experiment, wildcards.run)])
+
+
+def run_dir(experiment, run):
+    return f"{RESULTS}/runs/{experiment}/{run}"
+
+
+def get_trained(paper=None, experiment=None):
+    return [f"{run_dir(e, r)}/status.json" for e, r in runs_of(paper, experiment)]
+
+
+def get_paper_targets(paper):
+    """Everything a paper's target rule produces (filled in by the paper's rules file)."""
+    return PAPER_TARGETS.get(paper, []) + get_trained(paper)
+
+
+PAPER_TARGETS = {}  # paper -> files its target rule builds; each paper's .smk adds to it
+CLAIM_PAPERS = []  # papers that write results/claims/{paper}.csv
+
+
+def get_all_targets():
+    targets = [f"{RESULTS}/run_table.csv", f"{RESULTS}/claims.md"]
+    for paper in PAPERS:
+        targets += get_paper_targets(paper)
+    return targets + get_trained("foundation")
+
+
+def train_runtime(wildcards, attempt):
+    """Minutes; grows per attempt so a time-limit kill is resubmitted and resumes."""
+    cfg = RUNS[(wildcards.experiment, wildcards.run)]
+    return int(cfg.get("resources", {}).get("runtime", 30) * attempt)

@@ -1,0 +1,1 @@
+# Paper rules for 'heinit' (filled in by its issue).

