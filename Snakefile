@@ -5,7 +5,11 @@ import sys
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 
-configfile: "config.yaml"
+# config.yaml is the default scale; `--configfile other.yaml` replaces it entirely
+# (instead of being merged into it), `--config key=value` overrides single keys.
+if not workflow.config_settings.configfiles:
+
+    configfile: "config.yaml"
 
 
 include: "rules/common.smk"

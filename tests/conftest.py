@@ -1,0 +1,48 @@
+"""Shared test helpers: run the real Snakemake workflow in a temporary directory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "tests" / "configs"
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+
+def snakemake(workdir, *args, configfiles=("tiny.yaml",), check=True, timeout=900, env=None):
+    """Run the project's Snakefile with results in `workdir`; returns CompletedProcess.
+
+    `configfiles` are names in tests/configs/ (merged in order) or absolute paths.
+    """
+    files = [str(c if Path(c).is_absolute() else CONFIGS / c) for c in configfiles]
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2",
+           "--configfile", *files, *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def planned_jobs(workdir, *args, configfiles=("tiny.yaml",)) -> dict[str, int]:
+    """Job counts per rule from a dry run (`-n`); empty when nothing is to be done."""
+    proc = snakemake(workdir, "-n", "--quiet", "rules", *args, configfiles=configfiles)
+    counts, in_table = {}, False
+    for line in (proc.stdout + proc.stderr).splitlines():
+        parts = line.split()
+        if parts[:2] == ["job", "count"]:
+            in_table = True
+            continue
+        if in_table and len(parts) == 2 and parts[1].isdigit() and parts[0] != "total":
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    return tmp_path
