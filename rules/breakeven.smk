@@ -1,1 +1,220 @@
-# Paper rules for 'breakeven' (filled in by its issue).
+# Paper D, the break-even point (issue 7): curvature along every trajectory of the
+# breakeven_* experiments, one cached job per snapshot; tables, figures and claims.
+from repro.breakeven_analysis import (
+    BreakevenConfigError,
+    experiment_settings,
+    measure_params,
+    probe_params,
+    run_info,
+)
+
+
+if not config.get("breakeven"):
+    config["breakeven"] = {}
+validate(config["breakeven"], "../schemas/breakeven.schema.yaml")
+
+BREAKEVEN = f"{RESULTS}/metrics/breakeven"
+BREAKEVEN_TABLES = f"{RESULTS}/tables/breakeven"
+BREAKEVEN_FIGURES = f"{RESULTS}/figures/breakeven"
+BREAKEVEN_REPORT = "Break-even point (D)"
+BREAKEVEN_FIGS = ["trajectories", "early_phase", "bn", "extra"]
+BREAKEVEN_EXPERIMENTS = sorted({e for e, _ in runs_of(paper="breakeven")})
+try:
+    BREAKEVEN_SETTINGS = {
+        e: experiment_settings(
+            config["breakeven"],
+            config["experiments"][e].get("analysis"),
+            where=f"experiments.{e}.analysis",
+        )
+        for e in BREAKEVEN_EXPERIMENTS
+    }
+except BreakevenConfigError as error:
+    raise WorkflowError(f"Invalid configuration: {error}") from None
+
+
+def get_breakeven_metrics():
+    """One JSON per (run, snapshot) of every breakeven run."""
+    return [
+        f"{BREAKEVEN}/{e}/{r}/{snapshot_name(epoch)}.json"
+        for e, r in runs_of(paper="breakeven")
+        for epoch in snapshot_epochs(RUNS[(e, r)])
+    ]
+
+
+def get_breakeven_dataset(wildcards):
+    cfg = RUNS[runs_of(experiment=wildcards.experiment)[0]]
+    keys = ("dataset", "test_fraction", "train_size")
+    return {k: cfg[k] for k in keys if k in cfg}
+
+
+def get_breakeven_runs(wildcards):
+    return [
+        run_info(
+            RUNS[key], BREAKEVEN_SETTINGS[key[0]], snapshot_epochs(RUNS[key])
+        )
+        for key in runs_of(paper="breakeven")
+    ]
+
+
+def breakeven_figure(name):
+    return [f"{BREAKEVEN_FIGURES}/{name}.png", f"{BREAKEVEN_FIGURES}/{name}.pdf"]
+
+
+rule breakeven_probe:
+    output:
+        f"{BREAKEVEN}/{{experiment}}/probe.pt",
+    log:
+        f"{RESULTS}/logs/breakeven/probe/{{experiment}}.log",
+    params:
+        dataset=get_breakeven_dataset,
+        probe=lambda wildcards: probe_params(BREAKEVEN_SETTINGS[wildcards.experiment]),
+        data_root=config["data_root"],
+        download=config["download"],
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
+        gpu=0,
+    script:
+        "../scripts/breakeven_probe.py"
+
+
+rule breakeven_snapshot:
+    input:
+        snapshots=f"{RESULTS}/runs/{{experiment}}/{{run}}/snapshots",
+        status=f"{RESULTS}/runs/{{experiment}}/{{run}}/status.json",
+        probe=f"{BREAKEVEN}/{{experiment}}/probe.pt",
+    output:
+        f"{BREAKEVEN}/{{experiment}}/{{run}}/{{snapshot}}.json",
+    log:
+        f"{RESULTS}/logs/breakeven/snapshot/{{experiment}}/{{run}}/{{snapshot}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/breakeven/snapshot/{{experiment}}/{{run}}/{{snapshot}}.tsv"
+    params:
+        measure=lambda wildcards: measure_params(
+            BREAKEVEN_SETTINGS[wildcards.experiment]
+        ),
+        device=config["device"],
+    group:
+        "snapshot_metrics"
+    threads: config["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=30,
+        gpu=lambda wildcards: BREAKEVEN_SETTINGS[wildcards.experiment]["gpu"],
+    script:
+        "../scripts/breakeven_snapshot.py"
+
+
+rule breakeven_tables:
+    input:
+        metrics=get_breakeven_metrics(),
+        status=get_trained("breakeven"),
+    output:
+        trajectories=f"{BREAKEVEN_TABLES}/trajectories.csv",
+        trajectories_md=f"{BREAKEVEN_TABLES}/trajectories.md",
+        runs=f"{BREAKEVEN_TABLES}/runs.csv",
+        maxima=f"{BREAKEVEN_TABLES}/maxima.csv",
+        maxima_md=report(
+            f"{BREAKEVEN_TABLES}/maxima.md",
+            caption="../report/breakeven_maxima.rst",
+            category=BREAKEVEN_REPORT,
+            subcategory="Tables",
+        ),
+        cost=f"{BREAKEVEN_TABLES}/cost.csv",
+    log:
+        f"{RESULTS}/logs/breakeven/tables.log",
+    params:
+        runs=get_breakeven_runs,
+        reference=config["breakeven"]["paper_reference"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+        gpu=0,
+    script:
+        "../scripts/breakeven_tables.py"
+
+
+rule breakeven_figures:
+    input:
+        trajectories=f"{BREAKEVEN_TABLES}/trajectories.csv",
+        maxima=f"{BREAKEVEN_TABLES}/maxima.csv",
+        runs=f"{BREAKEVEN_TABLES}/runs.csv",
+    output:
+        trajectories=report(
+            f"{BREAKEVEN_FIGURES}/trajectories.png",
+            caption="../report/breakeven_trajectories.rst",
+            category=BREAKEVEN_REPORT,
+            subcategory="Trajectories",
+        ),
+        trajectories_pdf=f"{BREAKEVEN_FIGURES}/trajectories.pdf",
+        early=report(
+            f"{BREAKEVEN_FIGURES}/early_phase.png",
+            caption="../report/breakeven_early_phase.rst",
+            category=BREAKEVEN_REPORT,
+            subcategory="Early phase",
+        ),
+        early_pdf=f"{BREAKEVEN_FIGURES}/early_phase.pdf",
+        bn=report(
+            f"{BREAKEVEN_FIGURES}/bn.png",
+            caption="../report/breakeven_bn.rst",
+            category=BREAKEVEN_REPORT,
+            subcategory="Batch normalisation",
+        ),
+        bn_pdf=f"{BREAKEVEN_FIGURES}/bn.pdf",
+        extra=report(
+            f"{BREAKEVEN_FIGURES}/extra.png",
+            caption="../report/breakeven_extra.rst",
+            category=BREAKEVEN_REPORT,
+            subcategory="Trajectories",
+        ),
+        extra_pdf=f"{BREAKEVEN_FIGURES}/extra.pdf",
+    log:
+        f"{RESULTS}/logs/breakeven/figures.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+        gpu=0,
+    script:
+        "../scripts/breakeven_figures.py"
+
+
+rule breakeven_claims:
+    input:
+        maxima=f"{BREAKEVEN_TABLES}/maxima.csv",
+        runs=f"{BREAKEVEN_TABLES}/runs.csv",
+    output:
+        f"{RESULTS}/claims/breakeven.csv",
+    log:
+        f"{RESULTS}/logs/breakeven/claims.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+        gpu=0,
+    script:
+        "../scripts/breakeven_claims.py"
+
+
+# Only a configuration with breakeven_* experiments builds the paper's outputs.
+PAPER_TARGETS["breakeven"] = (
+    []
+    if not BREAKEVEN_EXPERIMENTS
+    else [
+        f"{BREAKEVEN_TABLES}/{name}"
+        for name in (
+            "trajectories.csv",
+            "trajectories.md",
+            "runs.csv",
+            "maxima.csv",
+            "maxima.md",
+            "cost.csv",
+        )
+    ]
+    + [path for name in BREAKEVEN_FIGS for path in breakeven_figure(name)]
+    + [f"{RESULTS}/claims/breakeven.csv"]
+)
+if BREAKEVEN_EXPERIMENTS:
+    CLAIM_PAPERS.append("breakeven")

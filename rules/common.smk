@@ -1,15 +1,21 @@
 # The run table and the small get_* functions that decide which files a rule needs.
 from snakemake.utils import validate
 
-from repro.config import ConfigError, expand_runs, run_table, snapshot_epochs
+from repro.config import (
+    ConfigError,
+    describe_schema_error,
+    expand_runs,
+    run_table,
+    snapshot_epochs,
+)
 from repro.train import snapshot_name
 
 
-validate(config, "../schemas/config.schema.yaml")
 try:
+    validate(config, "../schemas/config.schema.yaml")
     RUNS = expand_runs(config)
-except ConfigError as error:
-    raise WorkflowError(f"Invalid configuration: {error}") from None
+except (WorkflowError, ConfigError) as error:
+    raise WorkflowError(f"Invalid configuration: {describe_schema_error(error)}") from None
 
 PAPERS = ["iterative", "minima", "heinit", "breakeven"]
 RESULTS = "results"

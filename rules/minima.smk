@@ -1,1 +1,281 @@
-# Paper rules for 'minima' (filled in by its issue).
+# Paper B (minima): "Three Factors Influencing Minima in SGD" (../shared/PAPERS.md, section B).
+# Training (rule train) runs the eta x S grid, the equal-ratio (beta) runs and the schedule
+# swaps; here: sharpness of every grid/beta run at its matched train loss (one cached job
+# per run), 1-D interpolation per configured pair, then tables, figures and claims B1-B4.
+# Settings: top-level `minima:` (schemas/minima.schema.yaml) and each minima_* experiment's
+# `analysis:` object; both reach the jobs through params, so changing them never retrains.
+import repro.minima_analysis as minima_lib
+
+
+validate(config.setdefault("minima", {}), "../schemas/minima.schema.yaml")
+try:
+    MINIMA = minima_lib.plan(config, RUNS)
+except ConfigError as error:
+    raise WorkflowError(f"Invalid configuration: {error}") from None
+
+MINIMA_METRICS = f"{RESULTS}/metrics/minima"
+MINIMA_TABLES = f"{RESULTS}/tables/minima"
+MINIMA_FIGURES = f"{RESULTS}/figures/minima"
+MINIMA_CATEGORY = "B: Three factors (minima)"
+
+
+def get_minima_sharpness(wildcards=None):
+    return [f"{MINIMA_METRICS}/sharpness/{e}/{r}.json" for e, r in MINIMA["sharpness"]]
+
+
+def get_minima_interpolations(wildcards=None):
+    return [f"{MINIMA_METRICS}/interpolation/{pair}.csv" for pair in MINIMA["pairs"]]
+
+
+def get_minima_schedule_files(kind):
+    return [f"{run_dir(e, r)}/{kind}" for e, r in MINIMA["schedule"]]
+
+
+def get_minima_pair_inputs(wildcards):
+    pair = MINIMA["pairs"][wildcards.pair]
+    return {
+        f"{end}_{name}": f"{run_dir(*pair[end])}/{name}.{ext}"
+        for end in ("a", "b")
+        for name, ext in (("model", "pt"), ("status", "json"))
+    }
+
+
+def minima_sharpness_settings(wildcards):
+    analysis = MINIMA["experiments"][wildcards.experiment]
+    return minima_lib.sharpness_settings(config["minima"], analysis)
+
+
+def minima_run_data(wildcards):
+    return minima_lib.data_spec(RUNS[(wildcards.experiment, wildcards.run)])
+
+
+def minima_pair_spec(wildcards):
+    pair = MINIMA["pairs"][wildcards.pair]
+    return {
+        "a": "/".join(pair["a"]),
+        "b": "/".join(pair["b"]),
+        "data": minima_lib.data_spec(RUNS[pair["a"]]),
+    }
+
+
+def minima_interpolation_settings(wildcards):
+    settings = config["minima"]["interpolation"]
+    return {k: v for k, v in settings.items() if k != "pairs"}
+
+
+def minima_experiment_flags(*keys):
+    return {
+        name: {k: analysis.get(k) for k in keys}
+        for name, analysis in MINIMA["experiments"].items()
+    }
+
+
+MINIMA_OUTPUTS = {
+    "runs": f"{MINIMA_TABLES}/runs.csv",
+    "runs_md": f"{MINIMA_TABLES}/runs.md",
+    "interpolation": f"{MINIMA_TABLES}/interpolation.csv",
+    "interpolation_md": f"{MINIMA_TABLES}/interpolation.md",
+    "schedules": f"{MINIMA_TABLES}/schedules.csv",
+    "schedules_md": f"{MINIMA_TABLES}/schedules.md",
+    "schedule_curves": f"{MINIMA_TABLES}/schedule_curves.csv",
+    "claims": f"{RESULTS}/claims/minima.csv",
+}
+MINIMA_FIGURE_NAMES = [
+    "sharpness_vs_ratio",
+    "accuracy_vs_ratio",
+    "accuracy_heatmap",
+    "interpolation",
+    "schedules",
+]
+
+PAPER_TARGETS["minima"] = list(MINIMA_OUTPUTS.values()) + [
+    f"{MINIMA_FIGURES}/{name}.{ext}"
+    for name in MINIMA_FIGURE_NAMES
+    for ext in ("png", "pdf")
+]
+CLAIM_PAPERS.append("minima")
+
+
+rule minima_sharpness:
+    input:
+        model=f"{RESULTS}/runs/{{experiment}}/{{run}}/model.pt",
+        status=f"{RESULTS}/runs/{{experiment}}/{{run}}/status.json",
+    output:
+        f"{MINIMA_METRICS}/sharpness/{{experiment}}/{{run}}.json",
+    log:
+        f"{RESULTS}/logs/minima/sharpness/{{experiment}}/{{run}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/minima/sharpness/{{experiment}}/{{run}}.tsv"
+    params:
+        settings=minima_sharpness_settings,
+        data=minima_run_data,
+        device=config["device"],
+        data_root=config["data_root"],
+        download=config["download"],
+    threads: config["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=0,
+    script:
+        "../scripts/minima_sharpness.py"
+
+
+rule minima_interpolate:
+    input:
+        unpack(get_minima_pair_inputs),
+    output:
+        f"{MINIMA_METRICS}/interpolation/{{pair}}.csv",
+    log:
+        f"{RESULTS}/logs/minima/interpolation/{{pair}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/minima/interpolation/{{pair}}.tsv"
+    params:
+        pair=minima_pair_spec,
+        settings=minima_interpolation_settings,
+        device=config["device"],
+        data_root=config["data_root"],
+        download=config["download"],
+    threads: config["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=0,
+    wildcard_constraints:
+        pair=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
+    script:
+        "../scripts/minima_interpolate.py"
+
+
+rule minima_runs_table:
+    input:
+        get_minima_sharpness,
+    output:
+        csv=MINIMA_OUTPUTS["runs"],
+        md=report(
+            MINIMA_OUTPUTS["runs_md"],
+            caption="../report/minima_runs.rst",
+            category=MINIMA_CATEGORY,
+            subcategory="Tables",
+        ),
+    log:
+        f"{RESULTS}/logs/minima/runs_table.log",
+    params:
+        experiments=minima_experiment_flags("role", "equal_ratio"),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/minima_runs_table.py"
+
+
+rule minima_ratio_figures:
+    input:
+        MINIMA_OUTPUTS["runs"],
+    output:
+        sharpness_png=report(
+            f"{MINIMA_FIGURES}/sharpness_vs_ratio.png",
+            caption="../report/minima_sharpness.rst",
+            category=MINIMA_CATEGORY,
+            subcategory="Sharpness and eta/S",
+        ),
+        sharpness_pdf=f"{MINIMA_FIGURES}/sharpness_vs_ratio.pdf",
+        accuracy_png=report(
+            f"{MINIMA_FIGURES}/accuracy_vs_ratio.png",
+            caption="../report/minima_accuracy.rst",
+            category=MINIMA_CATEGORY,
+            subcategory="Sharpness and eta/S",
+        ),
+        accuracy_pdf=f"{MINIMA_FIGURES}/accuracy_vs_ratio.pdf",
+        heatmap_png=report(
+            f"{MINIMA_FIGURES}/accuracy_heatmap.png",
+            caption="../report/minima_heatmap.rst",
+            category=MINIMA_CATEGORY,
+            subcategory="Sharpness and eta/S",
+        ),
+        heatmap_pdf=f"{MINIMA_FIGURES}/accuracy_heatmap.pdf",
+    log:
+        f"{RESULTS}/logs/minima/ratio_figures.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/minima_ratio_figures.py"
+
+
+rule minima_interpolation_summary:
+    input:
+        get_minima_interpolations,
+    output:
+        csv=MINIMA_OUTPUTS["interpolation"],
+        md=report(
+            MINIMA_OUTPUTS["interpolation_md"],
+            caption="../report/minima_interpolation_table.rst",
+            category=MINIMA_CATEGORY,
+            subcategory="Tables",
+        ),
+        png=report(
+            f"{MINIMA_FIGURES}/interpolation.png",
+            caption="../report/minima_interpolation.rst",
+            category=MINIMA_CATEGORY,
+            subcategory="Interpolation",
+        ),
+        pdf=f"{MINIMA_FIGURES}/interpolation.pdf",
+    log:
+        f"{RESULTS}/logs/minima/interpolation_summary.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/minima_interpolation_summary.py"
+
+
+rule minima_schedules:
+    input:
+        status=get_minima_schedule_files("status.json"),
+        history=get_minima_schedule_files("history.csv"),
+    output:
+        csv=MINIMA_OUTPUTS["schedules"],
+        md=report(
+            MINIMA_OUTPUTS["schedules_md"],
+            caption="../report/minima_schedule_table.rst",
+            category=MINIMA_CATEGORY,
+            subcategory="Tables",
+        ),
+        curves=MINIMA_OUTPUTS["schedule_curves"],
+        png=report(
+            f"{MINIMA_FIGURES}/schedules.png",
+            caption="../report/minima_schedules.rst",
+            category=MINIMA_CATEGORY,
+            subcategory="Schedules",
+        ),
+        pdf=f"{MINIMA_FIGURES}/schedules.pdf",
+    log:
+        f"{RESULTS}/logs/minima/schedules.log",
+    params:
+        experiments=minima_experiment_flags("paper_accuracy", "paper_setting"),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/minima_schedules.py"
+
+
+rule minima_claims:
+    input:
+        runs=MINIMA_OUTPUTS["runs"],
+        schedules=MINIMA_OUTPUTS["schedules"],
+    output:
+        MINIMA_OUTPUTS["claims"],
+    log:
+        f"{RESULTS}/logs/minima/claims.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/minima_claims.py"

@@ -37,6 +37,18 @@ def load_schema() -> dict:
     return yaml.safe_load(SCHEMA_PATH.read_text())
 
 
+def describe_schema_error(error: Exception) -> str:
+    """One line for a schema violation wrapped by snakemake.utils.validate: key, value, rule."""
+    exc = error
+    while exc is not None and not isinstance(exc, jsonschema.ValidationError):
+        exc = exc.__cause__ or exc.__context__
+    if exc is None:
+        return str(error)
+    path = ".".join(str(p) for p in exc.absolute_path) or "(top level)"
+    allowed = exc.schema.get("description") if exc.validator in ("pattern", "not") else None
+    return f"{path}: {exc.message}" + (f" (allowed: {allowed})" if allowed else "")
+
+
 def _set_dotted(d: dict, key: str, value) -> None:
     section, field = key.split(".", 1)
     d.setdefault(section, {})[field] = value

@@ -146,8 +146,10 @@ def train_run(cfg: dict, data: Dataset, out_dir, ckpt_dir, device="cpu", snapsho
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         history, timing, start_epoch, step = ckpt["history"], ckpt["timing"], ckpt["epoch"] + 1, ckpt["step"]
+        resumed_from = ckpt["epoch"]
         log.info("resuming from the checkpoint after epoch %d (step %d)", ckpt["epoch"], step)
     else:
+        resumed_from = None
         history, timing, start_epoch, step = [], [], 1, 0
         history.append(eval_row(0, 0, lr_at(tr, 0), batch_size_at(tr, 0), math.nan))
         timing.append(dict(epoch=0, wall_s=0.0))
@@ -211,7 +213,7 @@ def train_run(cfg: dict, data: Dataset, out_dir, ckpt_dir, device="cpu", snapsho
 
     final = history[-1]
     result = dict(status=status, stop_reason=reason, epochs_completed=final["epoch"], steps=step,
-                  final=final, config=cfg, config_hash=digest, device=str(device))
+                  final=final, config=cfg, config_hash=digest, device=str(device), resumed_from_epoch=resumed_from)
     pd.DataFrame(history).to_csv(out_dir / "history.csv.tmp", index=False)
     (out_dir / "history.csv.tmp").replace(out_dir / "history.csv")
     pd.DataFrame(timing).to_csv(out_dir / "timing.csv", index=False)

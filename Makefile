@@ -1,0 +1,43 @@
+# Two entry points (README Quickstart): `make reproduce` and `make test`.
+# Each creates the virtual environment .venv from requirements.lock when it is missing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CORES ?= all
+PYTEST_ARGS ?=
+
+.PHONY: reproduce test venv system-deps lint clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+# Full default reproduction: every paper, claims, then the HTML report.
+reproduce: venv
+	$(BIN)/snakemake --cores $(CORES)
+	$(BIN)/snakemake --cores $(CORES) --report results/report.html
+	@echo "Done: results/claims.md, results/report.html, results/tables/, results/figures/"
+
+# SLURM and munge for the cluster test (Debian/Ubuntu, as root); skipped otherwise.
+system-deps:
+	@if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >/dev/null; \
+	  else echo "note: slurm-wlm/munge not installed and not root: the SLURM test will be skipped"; fi; \
+	fi
+
+# Whole test suite, including the real-SLURM workflow test.
+test: venv system-deps
+	$(BIN)/pytest -ra $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/snakefmt --check Snakefile rules/
+	$(BIN)/snakemake --lint
+
+clean:
+	rm -rf results .snakemake

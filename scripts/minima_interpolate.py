@@ -1,0 +1,14 @@
+"""Loss/accuracy along the line between two trained runs (rule minima_interpolate)."""
+from repro.io import atomic_write_text
+from repro.jobs import start_job
+from repro.minima_analysis import interpolate_pair
+from repro.train import resolve_device
+
+log = start_job(snakemake)
+p, i = snakemake.params, snakemake.input
+table = interpolate_pair(snakemake.wildcards.pair,
+                         {"model": i.a_model, "status": i.a_status, "data": p.pair["data"]},
+                         {"model": i.b_model, "status": i.b_status, "data": p.pair["data"]},
+                         p.settings, p.data_root, p.download, resolve_device(p.device))
+atomic_write_text(snakemake.output[0], table.to_csv(index=False))
+log.info("pair %s: %s -> %s, %d rows", snakemake.wildcards.pair, p.pair["a"], p.pair["b"], len(table))

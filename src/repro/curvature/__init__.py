@@ -1,0 +1,29 @@
+"""Curvature of the training loss (papers B and D).
+
+Every function takes ``(model, loss_fn, batches)``: a ``torch.nn.Module``, a mean-reduced loss
+such as ``torch.nn.CrossEntropyLoss()`` and a list of ``(inputs, targets)``. The loss is the
+example-weighted mean over all examples of all batches. The model is used in eval mode and
+restored afterwards (policy in :mod:`repro.curvature.bn`); nothing is moved between devices.
+
+- :func:`hessian_eigs`: top-k Hessian eigenvalues, Lanczos (SciPy ``eigsh``) on HVPs.
+- :func:`hessian_trace`: Hutchinson estimate of Tr(H) with its standard error.
+- :func:`grad_covariance_eigs`: spectrum, trace and λ_* of the gradient covariance K.
+- :func:`step_sharpness_alpha`: the break-even paper's α*.
+"""
+
+from .bn import curvature_mode
+from .gradient_covariance import grad_covariance_eigs, gradient_gram
+from .hessian import hessian_eigs
+from .hvp import HessianVectorProduct
+from .step_alpha import step_sharpness_alpha
+from .trace import hessian_trace
+
+__all__ = [
+    "HessianVectorProduct",
+    "curvature_mode",
+    "grad_covariance_eigs",
+    "gradient_gram",
+    "hessian_eigs",
+    "hessian_trace",
+    "step_sharpness_alpha",
+]

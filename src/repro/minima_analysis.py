@@ -1,0 +1,953 @@
+"""Paper B, "Three Factors Influencing Minima in SGD": sharpness, eta/S, schedules, claims.
+
+What is measured, and how (the numbers in every table mean exactly this):
+
+* **Sharpness at a matched training loss.** Cross-entropy sharpness shrinks as the train
+  loss goes to zero, so every sharpness run stops at the first epoch whose *full* train
+  loss is <= ``train.stop_at_train_loss`` (the training code checks after every epoch) and
+  is measured there. A run that hits its epoch limit first is "not matched": it is listed,
+  but left out of the eta/S comparisons (claims B1-B3), with a note.
+* ``lambda_max``: top eigenvalue of the Hessian of the mean cross-entropy over a fixed,
+  class-balanced subset of the training set (the same examples for every run), from
+  ``repro.curvature.hessian_eigs`` (Lanczos on Hessian-vector products); ``hessian_trace``:
+  Tr(H) on the same subset by Hutchinson (``repro.curvature.hessian_trace``), with its
+  standard error. BN layers in eval mode (the curvature module's convention).
+* ``lr_over_batch``: eta/S of a constant-schedule run; for scheduled runs the per-epoch
+  ratio is read from history.csv (the lr and batch size used during each epoch), and
+  summarised as its mean over epochs and its mean over SGD steps.
+* Diverged runs are never numbers: their metrics are missing (NaN) with the reason in
+  ``note``, drawn as "diverged" markers in figures.
+
+Claims (thresholds fixed before looking at our numbers, from the paper's statements):
+
+* B1a / B1b: sharpness (lambda_max / Tr H) falls as eta/S rises: Spearman rho < -0.5 over
+  the matched runs (the theory, Tr(H) proportional to S/eta at fixed loss, predicts rho = -1).
+* B2: test accuracy rises with eta/S: Spearman rho > 0.5 over the matched runs.
+* B3a / B3b: runs with equal eta/S are closer in log lambda_max / in test accuracy than runs
+  whose eta/S differs by one grid step: mean |difference| over equal-ratio pairs divided by
+  the mean over one-step pairs < 1 (pairs within one seed).
+* B4a: cyclic batch size and cyclic learning rate end within noise of each other:
+  |mean difference of final test accuracy| <= 2 standard errors of the difference.
+* B4b: both cycles beat both constants: min(cycle means) - max(constant means) > 0.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import math
+import re
+import time
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+
+from .claims import Claim, compare, to_frame
+from .config import ConfigError
+from .io import atomic_write_json, atomic_write_text
+
+PAPER = "minima"
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "minima.schema.yaml"
+REL_TOL = 1e-6
+SHARPNESS_METRICS = ("lambda_max", "hessian_trace", "subset_loss")
+FINAL_METRICS = ("train_loss", "train_acc", "test_loss", "test_acc")
+SCHEDULE_ORDER = ("cyclic BS", "cyclic LR", "constant")
+
+
+# ------------------------------------------------------------------ configuration
+
+
+def variant_of(run: str) -> str:
+    """Run id without its seed suffix: 'lr0.1_bs32_s0' -> 'lr0.1_bs32'."""
+    return re.sub(r"_s\d+$", "", run)
+
+
+def _schema() -> dict:
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def paper_defaults() -> dict:
+    """The paper-wide settings with every schema default filled in (for use outside Snakemake)."""
+    schema = _schema()
+    out = {}
+    for section in ("sharpness", "interpolation"):
+        props = schema["properties"][section]["properties"]
+        out[section] = {k: copy.deepcopy(v["default"]) for k, v in props.items() if "default" in v}
+    return out
+
+
+def experiment_analysis(name: str, exp: dict) -> dict:
+    """The experiment's `analysis:` object, checked against the schema, defaults filled."""
+    schema = _schema()
+    sub = {"$defs": schema["$defs"], "$ref": "#/$defs/experiment_analysis"}
+    analysis = copy.deepcopy(exp.get("analysis") or {"role": "sharpness"})
+    try:
+        jsonschema.Draft202012Validator(sub).validate(analysis)
+    except jsonschema.ValidationError as exc:
+        path = ".".join(str(p) for p in exc.absolute_path)
+        raise ConfigError(f"experiments.{name}.analysis{'.' + path if path else ''}: {exc.message}") from None
+    analysis.setdefault("equal_ratio", False)
+    return analysis
+
+
+def sharpness_settings(paper: dict, analysis: dict) -> dict:
+    """Paper-wide sharpness settings overridden by the experiment's own."""
+    base = {**paper_defaults()["sharpness"], **(paper.get("sharpness") or {})}
+    return {**base, **(analysis.get("sharpness") or {})}
+
+
+def plan(config: dict, runs: dict) -> dict:
+    """Which runs each analysis reads, checked; raises ConfigError.
+
+    Returns {"experiments": {name: analysis}, "sharpness": [(exp, run)], "schedule": [...],
+    "pairs": {name: {"a": (exp, run), "b": (exp, run), "label": str}}}.
+    """
+    paper = config.get(PAPER) or {}
+    experiments = {}
+    for name, exp in config["experiments"].items():
+        if exp.get("paper") != PAPER:
+            continue
+        analysis = experiment_analysis(name, exp)
+        if analysis["role"] == "sharpness":
+            for key in ("lr_schedule", "batch_schedule"):
+                kind = (exp["train"].get(key) or {}).get("type", "constant")
+                if kind != "constant":
+                    raise ConfigError(f"experiments.{name}.train.{key}: a sharpness experiment needs constant "
+                                      f"eta and S (eta/S must be one number), got {kind!r}; use role: schedule")
+        experiments[name] = analysis
+    keyed = {key: cfg for key, cfg in runs.items() if cfg.get("paper") == PAPER}
+    sharp = [k for k in keyed if experiments[k[0]]["role"] == "sharpness"]
+    sched = [k for k in keyed if experiments[k[0]]["role"] == "schedule"]
+    pairs = {}
+    for pname, spec in ((paper.get("interpolation") or {}).get("pairs") or {}).items():
+        ends = {}
+        for end in ("a", "b"):
+            key = tuple(spec[end].split("/", 1))
+            if key not in runs:
+                known = ", ".join(f"{e}/{r}" for e, r in list(keyed)[:6])
+                raise ConfigError(f"minima.interpolation.pairs.{pname}.{end}: no run {spec[end]!r}; "
+                                  f"use experiment/run ids such as {known}")
+            ends[end] = key
+        da, db = (runs[ends[e]] for e in ("a", "b"))
+        if (da["dataset"], da["model"]) != (db["dataset"], db["model"]):
+            raise ConfigError(f"minima.interpolation.pairs.{pname}: the two runs must share dataset and model "
+                              f"({da['dataset']} {da['model']} vs {db['dataset']} {db['model']})")
+        pairs[pname] = {**ends, "label": spec.get("label", pname)}
+    return {"experiments": experiments, "sharpness": sharp, "schedule": sched, "pairs": pairs}
+
+
+def data_spec(cfg: dict) -> dict:
+    """What defines a run's data split (passed to load_dataset)."""
+    return {"dataset": cfg["dataset"], "test_fraction": cfg.get("test_fraction", 0.2),
+            "train_size": cfg.get("train_size")}
+
+
+def load_run_data(spec: dict, data_root="data", download=False):
+    from .data import load_dataset
+
+    return load_dataset(spec["dataset"], data_root, download, test_fraction=spec.get("test_fraction", 0.2),
+                        train_size=spec.get("train_size"))
+
+
+# ------------------------------------------------------------------ per-run facts
+
+
+def read_status(path) -> dict:
+    """status.json of results/runs/{experiment}/{run}/, with the experiment and run ids added."""
+    path = Path(path)
+    return {**json.loads(path.read_text()), "experiment": path.parent.parent.name, "run": path.parent.name}
+
+
+def run_facts(status: dict) -> dict:
+    """experiment, run, seed, lr, batch_size, eta/S, target and the matched-loss verdict.
+
+    `status` as returned by :func:`read_status`."""
+    cfg = status["config"]
+    tr = cfg["train"]
+    target = tr.get("stop_at_train_loss")
+    final = status.get("final") or {}
+    completed = status["status"] == "completed"
+    train_loss = final.get("train_loss")
+    matched = bool(completed and target is not None and train_loss is not None
+                   and math.isfinite(train_loss) and train_loss <= target)
+    if not completed:
+        note = f"{status['status']}: {status.get('stop_reason', '')}"
+    elif target is None:
+        note = "no target train loss set: measured after a fixed budget, not at matched loss"
+    elif not matched:
+        note = f"did not reach the target train loss {target:g} ({status.get('stop_reason', '')})"
+    else:
+        note = ""
+    return dict(experiment=status["experiment"], run=status["run"], seed=cfg["seed"], lr=tr["lr"],
+                batch_size=tr["batch_size"], lr_over_batch=tr["lr"] / tr["batch_size"], target_loss=target,
+                status=status["status"], stop_reason=status.get("stop_reason", ""), matched=matched,
+                epoch=status.get("epochs_completed"), step=status.get("steps"), note=note,
+                final={k: final.get(k) for k in FINAL_METRICS} if completed else {})
+
+
+def sharpness_batches(data, n_examples: int, seed: int, batch_size: int, device="cpu") -> list:
+    """A fixed class-balanced subset of the training set, as a list of (x, y) chunks."""
+    from .data import stratified_subset
+
+    y = data.y_train
+    if n_examples < len(y):
+        idx = torch.from_numpy(stratified_subset(y.numpy(), n_examples, seed))
+    else:
+        idx = torch.arange(len(y))
+    x, y = data.x_train[idx].to(device), y[idx].to(device)
+    return [(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(y), batch_size)]
+
+
+def _finite_or_none(value):
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def measure_sharpness(model_path, status_path, data, settings: dict, device="cpu") -> dict:
+    """Sharpness of one saved model at the point where its training stopped (JSON-able).
+
+    A run that did not complete (diverged) gets no numbers, only the reason."""
+    status = read_status(status_path)
+    out = {**run_facts(status), "settings": dict(settings), "device": str(device)}
+    out["sharpness"] = {"lambda_max": None, "eigenvalues": [], "hessian_trace": None,
+                        "hessian_trace_stderr": None, "subset_loss": None}
+    if status["status"] != "completed":
+        return out
+    from . import curvature
+    from .interpolate import evaluate_split
+    from .train import load_model
+
+    t0 = time.perf_counter()
+    model, _ = load_model(model_path, device)
+    batches = sharpness_batches(data, settings["n_examples"], settings["subset_seed"], settings["batch_size"], device)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    eig_info, trace_info = {}, {}
+    eigs = curvature.hessian_eigs(model, loss_fn, batches, k=settings["top_k"], tol=settings["tol"],
+                                  seed=settings["probe_seed"], info=eig_info)
+    trace, stderr = curvature.hessian_trace(model, loss_fn, batches, n_probes=settings["n_probes"],
+                                            rtol=settings.get("trace_rtol"), seed=settings["probe_seed"],
+                                            info=trace_info)
+    x = torch.cat([b[0] for b in batches])
+    y = torch.cat([b[1] for b in batches])
+    subset_loss, _ = evaluate_split(model, x, y, settings["batch_size"])
+    eig_list = [_finite_or_none(e) for e in torch.as_tensor(eigs).flatten().tolist()]
+    out["sharpness"] = {"lambda_max": eig_list[0] if eig_list else None, "eigenvalues": eig_list,
+                        "hessian_trace": _finite_or_none(trace), "hessian_trace_stderr": _finite_or_none(stderr),
+                        "subset_loss": _finite_or_none(subset_loss), "n_examples": int(len(y)),
+                        "lanczos_products": eig_info.get("n_products"), "trace_probes": trace_info.get("n_probes")}
+    if any(v is None for v in (out["sharpness"]["lambda_max"], out["sharpness"]["hessian_trace"])):
+        out["note"] = (out["note"] + "; " if out["note"] else "") + "non-finite curvature estimate"
+    out["wall_s"] = time.perf_counter() - t0
+    return out
+
+
+def sharpness_job(model_path, status_path, out_path, settings: dict, data: dict, data_root="data",
+                  download=False, device="cpu") -> dict:
+    """Rule minima_sharpness: measure one run (data loaded only when there is a model to measure)."""
+    done = json.loads(Path(status_path).read_text())["status"] == "completed"
+    dataset = load_run_data(data, data_root, download) if done else None
+    result = measure_sharpness(model_path, status_path, dataset, settings, device)
+    atomic_write_json(out_path, result)
+    return result
+
+
+# ------------------------------------------------------------------ per-run table
+
+
+RUN_COLUMNS = ["experiment", "run", "seed", "lr", "batch_size", "lr_over_batch", "status", "matched",
+               "equal_ratio", "target_loss", "epoch", "step", "metric", "value", "stderr", "note"]
+
+
+def equal_ratio_values(results: list[dict], experiments: dict) -> list[float]:
+    """eta/S values of the experiments flagged equal_ratio (the beta diagonals)."""
+    return sorted({r["lr_over_batch"] for r in results if experiments.get(r["experiment"], {}).get("equal_ratio")})
+
+
+def _is_ratio_in(value: float, ratios) -> bool:
+    return any(abs(value - r) <= REL_TOL * max(abs(value), abs(r)) for r in ratios)
+
+
+def runs_table(results: list[dict], experiments: dict) -> pd.DataFrame:
+    """Tidy per-run table: one row per run and metric; missing values carry their reason."""
+    ratios = equal_ratio_values(results, experiments)
+    rows = []
+    for r in sorted(results, key=lambda r: (r["experiment"], r["lr_over_batch"], r["lr"], r["seed"])):
+        base = {k: r[k] for k in ("experiment", "run", "seed", "lr", "batch_size", "lr_over_batch", "status",
+                                  "matched", "target_loss", "epoch", "step")}
+        base["equal_ratio"] = _is_ratio_in(r["lr_over_batch"], ratios)
+        sh = r.get("sharpness") or {}
+        values = {"lambda_max": (sh.get("lambda_max"), None), "hessian_trace": (sh.get("hessian_trace"),
+                                                                                 sh.get("hessian_trace_stderr")),
+                  "subset_loss": (sh.get("subset_loss"), None)}
+        for i, e in enumerate((sh.get("eigenvalues") or [])[1:], start=2):
+            values[f"lambda_{i}"] = (e, None)
+        for k in FINAL_METRICS:
+            values[k] = ((r.get("final") or {}).get(k), None)
+        for metric, (value, stderr) in values.items():
+            missing = value is None or not math.isfinite(value)
+            note = r.get("note", "")
+            if missing and not note:
+                note = "not measured (non-finite)"
+            rows.append({**base, "metric": metric, "value": math.nan if missing else float(value),
+                         "stderr": math.nan if stderr is None else float(stderr), "note": note})
+    return pd.DataFrame(rows, columns=RUN_COLUMNS)
+
+
+def runs_wide(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per run, one column per metric (for plots, claims and Markdown)."""
+    keys = [c for c in RUN_COLUMNS if c not in ("metric", "value", "stderr")]
+    if table.empty:
+        return pd.DataFrame(columns=keys + ["lambda_max", "hessian_trace", "hessian_trace_stderr"]
+                            + list(FINAL_METRICS))
+    t = table.copy()
+    t["target_loss"] = t["target_loss"].astype(object).where(t["target_loss"].notna(), "none")
+    t["note"] = t["note"].fillna("")
+    wide = t.pivot_table(index=keys, columns="metric", values="value", aggfunc="first", dropna=False).reset_index()
+    se = t[t.metric == "hessian_trace"].set_index(["experiment", "run"])["stderr"]
+    wide["hessian_trace_stderr"] = [se.get((e, r), math.nan) for e, r in zip(wide.experiment, wide.run)]
+    wide["target_loss"] = pd.to_numeric(wide["target_loss"].replace("none", np.nan))
+    wide.columns.name = None
+    for col in ("matched", "equal_ratio"):
+        wide[col] = wide[col].astype(bool)
+    return wide.sort_values(["lr_over_batch", "lr", "seed"]).reset_index(drop=True)
+
+
+def _fmt(value, digits=3) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}g}"
+
+
+def runs_markdown(table: pd.DataFrame) -> str:
+    wide = runs_wide(table)
+    lines = ["# Paper B: per-run summary", "",
+             "Sharpness measured where each run first reached its target train loss (see `target`). "
+             "Diverged runs have no numbers: their status says why.", ""]
+    if wide.empty:
+        return "\n".join(lines + ["_No minima runs._", ""])
+    out = pd.DataFrame({
+        "experiment": wide.experiment, "run": wide.run, "eta": wide.lr.map(_fmt), "S": wide.batch_size,
+        "eta/S": wide.lr_over_batch.map(lambda v: f"{v:.3g}"), "equal eta/S set": wide.equal_ratio.map({True: "yes", False: ""}),
+        "status": [s if s != "completed" else ("matched" if m else "completed, not matched")
+                   for s, m in zip(wide.status, wide.matched)],
+        "epochs": wide.epoch, "target": wide.target_loss.map(_fmt), "train loss": wide.train_loss.map(_fmt),
+        "lambda_max": wide.lambda_max.map(_fmt),
+        "Tr(H) ± se": [f"{_fmt(t)} ± {_fmt(s, 2)}" if not math.isnan(t) else "" for t, s in
+                       zip(wide.hessian_trace, wide.hessian_trace_stderr)],
+        "test acc": wide.test_acc.map(lambda v: "" if math.isnan(v) else f"{100 * v:.2f}%"),
+        "note": wide.note})
+    return "\n".join(lines + [out.to_markdown(index=False), ""])
+
+
+def write_runs_table(results: list[dict], experiments: dict, csv_path, md_path) -> pd.DataFrame:
+    table = runs_table(results, experiments)
+    atomic_write_text(csv_path, table.to_csv(index=False))
+    atomic_write_text(md_path, runs_markdown(table))
+    return table
+
+
+# ------------------------------------------------------------------ interpolation
+
+
+def interpolate_pair(pair: str, a: dict, b: dict, settings: dict, data_root="data", download=False,
+                     device="cpu") -> pd.DataFrame:
+    """Loss/accuracy along the line between two saved runs; a = {experiment, run, model, status}."""
+    from .interpolate import alphas_grid, interpolation_curve
+    from .train import load_model
+
+    facts = {end: run_facts(read_status(d["status"])) for end, d in (("a", a), ("b", b))}
+    head = {"pair": pair}
+    for end in ("a", "b"):
+        head.update({f"{end}_experiment": facts[end]["experiment"], f"{end}_run": facts[end]["run"],
+                     f"{end}_lr": facts[end]["lr"], f"{end}_batch_size": facts[end]["batch_size"],
+                     f"{end}_lr_over_batch": facts[end]["lr_over_batch"]})
+    alphas = alphas_grid(settings["alpha_min"], settings["alpha_max"], settings["num"])
+    bad = [f"run {f['experiment']}/{f['run']} {f['status']}: {f['stop_reason']}" for f in facts.values()
+           if f["status"] != "completed"]
+    if bad:
+        rows = [{**head, "alpha": al, "split": s, "metric": m, "value": math.nan, "note": "; ".join(bad)}
+                for al in alphas for s in ("train", "test") for m in ("loss", "accuracy")]
+        return pd.DataFrame(rows)
+    data = load_run_data(a["data"], data_root, download)
+    model_a, _ = load_model(a["model"], device)
+    model_b, _ = load_model(b["model"], device)
+    splits = {"train": (data.x_train.to(device), data.y_train.to(device)),
+              "test": (data.x_test.to(device), data.y_test.to(device))}
+    bn_batches = sharpness_batches(data, settings["bn_examples"], 0, 500, device)
+    curve = interpolation_curve(model_a, model_b, splits, alphas, bn=settings["bn"], bn_batches=bn_batches)
+    return pd.concat([pd.DataFrame([head] * len(curve)), curve], axis=1)
+
+
+def interpolation_markdown(table: pd.DataFrame) -> str:
+    lines = ["# Paper B: 1-D interpolation between minima", "",
+             "theta(alpha) = (1 - alpha) theta_a + alpha theta_b; alpha = 0 is run a, 1 is run b. "
+             "Loss = mean cross-entropy over the full split.", ""]
+    if table.empty:
+        return "\n".join(lines + ["_No interpolation pairs configured._", ""])
+    rows = []
+    for pair, g in table.groupby("pair", sort=False):
+        first = g.iloc[0]
+
+        def val(alpha, split, metric):
+            s = g[(np.isclose(g.alpha, alpha)) & (g.split == split) & (g.metric == metric)].value
+            return s.iloc[0] if len(s) else math.nan
+
+        inner = g[(g.alpha >= 0) & (g.alpha <= 1) & (g.split == "train") & (g.metric == "loss")].value
+        rows.append({"pair": pair,
+                     "a (alpha=0)": f"{first.a_experiment}/{first.a_run} (eta/S {first.a_lr_over_batch:.3g})",
+                     "b (alpha=1)": f"{first.b_experiment}/{first.b_run} (eta/S {first.b_lr_over_batch:.3g})",
+                     "train loss a": _fmt(val(0, "train", "loss")), "train loss b": _fmt(val(1, "train", "loss")),
+                     "max train loss, 0<=alpha<=1": _fmt(inner.max() if len(inner) else math.nan),
+                     "train loss alpha=-1": _fmt(val(-1, "train", "loss")),
+                     "train loss alpha=2": _fmt(val(2, "train", "loss")),
+                     "test acc a": _fmt(val(0, "test", "accuracy")), "test acc b": _fmt(val(1, "test", "accuracy")),
+                     "note": "; ".join(sorted(set(n for n in g.note.fillna("") if n)))})
+    return "\n".join(lines + [pd.DataFrame(rows).to_markdown(index=False), ""])
+
+
+def write_interpolation_table(paths, csv_path, md_path) -> pd.DataFrame:
+    frames = [pd.read_csv(p) for p in paths]
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["pair", "alpha", "split", "metric", "value", "note"])
+    atomic_write_text(csv_path, table.to_csv(index=False))
+    atomic_write_text(md_path, interpolation_markdown(table))
+    return table
+
+
+# ------------------------------------------------------------------ schedules
+
+
+def schedule_label(train: dict) -> str:
+    lr_kind = (train.get("lr_schedule") or {}).get("type", "constant")
+    bs_kind = (train.get("batch_schedule") or {}).get("type", "constant")
+    if lr_kind == "constant" and bs_kind == "constant":
+        return f"constant eta={train['lr']:g}, S={train['batch_size']}"
+    parts = []
+    if bs_kind != "constant":
+        parts.append("cyclic BS" if bs_kind == "cyclic" else f"{bs_kind} BS")
+    if lr_kind != "constant":
+        parts.append("cyclic LR" if lr_kind == "cyclic" else f"{lr_kind} LR")
+    return " + ".join(parts)
+
+
+def schedule_kind(label: str) -> str:
+    return "constant" if label.startswith("constant") else label
+
+
+def ratio_per_epoch(history: pd.DataFrame, n_train: int | None = None) -> pd.DataFrame:
+    """eta/S used during each training epoch (rows epoch >= 1 of history.csv).
+
+    Columns epoch, lr, batch_size, lr_over_batch, steps (SGD steps in that epoch: the
+    difference of the cumulative `step` column)."""
+    h = history.sort_values("epoch").reset_index(drop=True)
+    steps = h["step"].diff()
+    out = pd.DataFrame({"epoch": h.epoch, "lr": h.lr, "batch_size": h.batch_size,
+                        "lr_over_batch": h.lr / h.batch_size, "steps": steps})
+    return out[out.epoch >= 1].reset_index(drop=True)
+
+
+def mean_ratio(history: pd.DataFrame) -> tuple[float, float]:
+    """(mean eta/S over epochs, mean eta/S over SGD steps) of one run's history."""
+    r = ratio_per_epoch(history)
+    if r.empty:
+        return math.nan, math.nan
+    by_step = (r.lr_over_batch * r.steps).sum() / r.steps.sum() if r.steps.sum() > 0 else math.nan
+    return float(r.lr_over_batch.mean()), float(by_step)
+
+
+SCHEDULE_COLUMNS = ["experiment", "run", "seed", "schedule", "kind", "lr", "batch_size", "status", "epoch",
+                    "metric", "value", "note"]
+CURVE_COLUMNS = ["experiment", "run", "seed", "schedule", "epoch", "step", "lr", "batch_size", "lr_over_batch",
+                 "metric", "value"]
+
+
+def schedule_tables(items: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """items: {"status": dict, "history": DataFrame}. Returns (final table, curves), both long."""
+    finals, curves = [], []
+    for item in items:
+        status, hist = item["status"], item["history"]
+        cfg = status["config"]
+        label = schedule_label(cfg["train"])
+        base = dict(experiment=status["experiment"], run=status["run"], seed=cfg["seed"], schedule=label,
+                    kind=schedule_kind(label), lr=cfg["train"]["lr"], batch_size=cfg["train"]["batch_size"],
+                    status=status["status"], epoch=status.get("epochs_completed"))
+        completed = status["status"] == "completed"
+        note = "" if completed else f"{status['status']}: {status.get('stop_reason', '')}"
+        final = status.get("final") or {}
+        by_epoch, by_step = mean_ratio(hist)
+        values = {k: final.get(k) if completed else None for k in FINAL_METRICS}
+        values.update(mean_lr_over_batch=by_epoch, step_mean_lr_over_batch=by_step)
+        for metric, value in values.items():
+            missing = value is None or not math.isfinite(value)
+            finals.append({**base, "metric": metric, "value": math.nan if missing else float(value),
+                           "note": note if missing else ""})
+        ratio = ratio_per_epoch(hist).set_index("epoch")["lr_over_batch"]
+        for _, row in hist.sort_values("epoch").iterrows():
+            for metric in FINAL_METRICS:
+                curves.append(dict(experiment=base["experiment"], run=base["run"], seed=base["seed"],
+                                   schedule=label, epoch=int(row.epoch), step=int(row.step), lr=row.lr,
+                                   batch_size=int(row.batch_size),
+                                   lr_over_batch=ratio.get(row.epoch, row.lr / row.batch_size),
+                                   metric=metric, value=row[metric]))
+    return pd.DataFrame(finals, columns=SCHEDULE_COLUMNS), pd.DataFrame(curves, columns=CURVE_COLUMNS)
+
+
+def schedule_summary(finals: pd.DataFrame) -> pd.DataFrame:
+    """Per experiment and schedule: n, mean/sd/se of the final test accuracy, train loss, eta/S."""
+    rows = []
+    if finals.empty:
+        return pd.DataFrame(columns=["experiment", "schedule", "kind", "variant", "n", "n_missing", "mean", "sd",
+                                     "se", "train_loss", "mean_lr_over_batch"])
+    for (exp, label), g in finals.groupby(["experiment", "schedule"], sort=False):
+        acc = g[g.metric == "test_acc"]
+        vals = acc.value.dropna()
+        n = len(vals)
+        sd = float(vals.std(ddof=1)) if n >= 2 else math.nan
+        rows.append(dict(experiment=exp, schedule=label, kind=g.kind.iloc[0], variant=variant_of(g.run.iloc[0]),
+                         n=n, n_missing=int(acc.value.isna().sum()), mean=float(vals.mean()) if n else math.nan,
+                         sd=sd, se=sd / math.sqrt(n) if n >= 2 else math.nan,
+                         train_loss=float(g[g.metric == "train_loss"].value.mean()),
+                         mean_lr_over_batch=float(g[g.metric == "mean_lr_over_batch"].value.mean())))
+    out = pd.DataFrame(rows)
+    order = {k: i for i, k in enumerate(SCHEDULE_ORDER)}
+    out["_o"] = out.kind.map(lambda k: order.get(k, len(order)))
+    return out.sort_values(["experiment", "_o", "mean_lr_over_batch"]).drop(columns="_o").reset_index(drop=True)
+
+
+def schedules_markdown(finals: pd.DataFrame, experiments: dict) -> str:
+    lines = ["# Paper B: exchanging learning-rate and batch-size schedules", "",
+             "Final test accuracy (last epoch), mean ± sd over seeds; eta/S averaged over epochs.", ""]
+    summary = schedule_summary(finals)
+    if summary.empty:
+        return "\n".join(lines + ["_No schedule runs._", ""])
+    for exp, g in summary.groupby("experiment", sort=False):
+        paper = (experiments.get(exp) or {}).get("paper_accuracy") or {}
+        setting = (experiments.get(exp) or {}).get("paper_setting", "")
+        rows = []
+        for _, r in g.iterrows():
+            row = {"schedule": r.schedule, "runs": f"{r.n}" + (f" (+{r.n_missing} missing)" if r.n_missing else ""),
+                   "test acc (%)": "" if math.isnan(r["mean"]) else
+                   f"{100 * r['mean']:.2f} ± {100 * r.sd:.2f}" if not math.isnan(r.sd) else f"{100 * r['mean']:.2f}",
+                   "final train loss": _fmt(r.train_loss), "mean eta/S": f"{r.mean_lr_over_batch:.3g}"}
+            if paper:
+                row[f"paper (%){' — ' + setting if setting else ''}"] = _fmt(paper.get(r.variant), 4)
+            rows.append(row)
+        lines += [f"## {exp}", "", pd.DataFrame(rows).to_markdown(index=False), ""]
+    return "\n".join(lines)
+
+
+def write_schedule_tables(status_paths, history_paths, experiments: dict, csv_path, md_path, curves_path):
+    items = [{"status": read_status(s), "history": pd.read_csv(h)}
+             for s, h in zip(status_paths, history_paths)]
+    finals, curves = schedule_tables(items)
+    atomic_write_text(csv_path, finals.to_csv(index=False))
+    atomic_write_text(curves_path, curves.to_csv(index=False))
+    atomic_write_text(md_path, schedules_markdown(finals, experiments))
+    return finals, curves
+
+
+# ------------------------------------------------------------------ statistics
+
+
+def spearman(x, y) -> tuple[float, float, int]:
+    """(Spearman rho, two-sided p, n) over pairs where both are finite; NaN if n < 3."""
+    from scipy.stats import spearmanr
+
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    n = int(ok.sum())
+    if n < 3 or np.unique(x[ok]).size < 2 or np.unique(y[ok]).size < 2:
+        return math.nan, math.nan, n
+    res = spearmanr(x[ok], y[ok])
+    return float(res.statistic), float(res.pvalue), n
+
+
+def _close(a: float, b: float) -> bool:
+    return abs(a - b) <= REL_TOL * max(abs(a), abs(b))
+
+
+def ratio_pairs(wide: pd.DataFrame) -> tuple[list, list, float]:
+    """Pairs of runs (same seed) with equal eta/S (different eta), and pairs one grid step apart.
+
+    A one-step pair shares eta or S and its eta/S factor equals the grid step: the smallest
+    factor > 1 among all pairs that share eta or S. Returns (equal, step, step factor)."""
+    equal, shared = [], []
+    for _, g in wide.groupby("seed"):
+        recs = g.to_dict("records")
+        for p, q in itertools.combinations(recs, 2):
+            if _close(p["lr_over_batch"], q["lr_over_batch"]):
+                if not _close(p["lr"], q["lr"]):
+                    equal.append((p, q))
+            elif _close(p["lr"], q["lr"]) or p["batch_size"] == q["batch_size"]:
+                f = max(p["lr_over_batch"], q["lr_over_batch"]) / min(p["lr_over_batch"], q["lr_over_batch"])
+                shared.append((p, q, f))
+    if not shared:
+        return equal, [], math.nan
+    step = min(f for *_, f in shared)
+    return equal, [(p, q) for p, q, f in shared if _close(f, step)], step
+
+
+def closeness_ratio(equal, step, metric: str, log: bool) -> tuple[float, float, float]:
+    """(mean |diff| over equal pairs, over step pairs, their ratio); log: compare log values."""
+    def diffs(pairs):
+        out = []
+        for p, q in pairs:
+            a, b = p[metric], q[metric]
+            if not (math.isfinite(a) and math.isfinite(b)) or (log and (a <= 0 or b <= 0)):
+                continue
+            out.append(abs(math.log(a) - math.log(b)) if log else abs(a - b))
+        return out
+
+    de, ds = diffs(equal), diffs(step)
+    if not de or not ds:
+        return math.nan, math.nan, math.nan
+    me, ms = float(np.mean(de)), float(np.mean(ds))
+    return me, ms, (me / ms if ms > 0 else math.nan)
+
+
+# ------------------------------------------------------------------ claims
+
+
+def _excluded_note(wide: pd.DataFrame) -> str:
+    div = wide[wide.status != "completed"]
+    unmatched = wide[(wide.status == "completed") & ~wide.matched]
+    parts = []
+    if len(div):
+        parts.append(f"{len(div)} diverged run(s) excluded ({', '.join(div.run.head(4))}"
+                     f"{'…' if len(div) > 4 else ''})")
+    if len(unmatched):
+        parts.append(f"{len(unmatched)} run(s) that never reached the target train loss excluded")
+    return "; ".join(parts)
+
+
+def sharpness_claims(wide: pd.DataFrame) -> list[Claim]:
+    m = wide[wide.matched].copy() if len(wide) else wide
+    excluded = _excluded_note(wide) if len(wide) else ""
+    claims = []
+    n_ratios = m.lr_over_batch.nunique() if len(m) else 0
+    enough = len(m) >= 4 and n_ratios >= 3
+    loss_rho, _, _ = spearman(m.lr_over_batch, m.train_loss) if len(m) else (math.nan, 0, 0)
+    loss_range = (f"train loss at measurement {m.train_loss.min():.3g}–{m.train_loss.max():.3g}, "
+                  f"rho(eta/S, that loss) = {loss_rho:.2f}") if len(m) else ""
+
+    def corr_claim(cid, metric, name, op, threshold, statement):
+        rho, p, n = spearman(m.lr_over_batch, m[metric]) if len(m) and metric in m else (math.nan, math.nan, 0)
+        verdict = compare(rho, op, threshold) if enough else "inconclusive"
+        why = ("" if enough else f"needs >= 4 matched runs over >= 3 eta/S values, have {len(m)} over {n_ratios}; ")
+        note = why + f"{n} matched runs, {n_ratios} eta/S values, p = {_fmt(p, 2)}; {loss_range}"
+        if excluded:
+            note += f"; {excluded}"
+        return Claim(cid, PAPER, statement, f"Spearman rho(eta/S, {name})", f"{op} {threshold}",
+                     None if math.isnan(rho) else round(rho, 4), verdict, note)
+
+    claims.append(corr_claim("B1a", "lambda_max", "lambda_max(H)", "<", -0.5,
+                             "Sharpness (top Hessian eigenvalue) at matched train loss falls as eta/S rises"))
+    claims.append(corr_claim("B1b", "hessian_trace", "Tr(H)", "<", -0.5,
+                             "Sharpness (Hessian trace) at matched train loss falls as eta/S rises"))
+    claims.append(corr_claim("B2", "test_acc", "test accuracy", ">", 0.5,
+                             "Test accuracy rises with eta/S (runs compared at matched train loss)"))
+
+    equal, step, factor = ratio_pairs(m) if len(m) else ([], [], math.nan)
+    for cid, metric, name, log in (("B3a", "lambda_max", "log lambda_max", True),
+                                   ("B3b", "test_acc", "test accuracy", False)):
+        me, ms, ratio = closeness_ratio(equal, step, metric, log) if len(m) else (math.nan,) * 3
+        verdict = compare(ratio, "<", 1.0)
+        note = (f"mean |diff| {_fmt(me)} over {len(equal)} equal-eta/S pairs vs {_fmt(ms)} over {len(step)} pairs "
+                f"one grid step (eta/S x{_fmt(factor)}) apart, pairs within a seed")
+        if verdict == "inconclusive":
+            note = "needs equal-eta/S pairs and one-step pairs among matched runs; " + note
+        claims.append(Claim(cid, PAPER, f"Runs with equal eta/S are closer in {name.split()[-1] if log else name} "
+                            "than runs whose eta/S differs by one grid step",
+                            f"mean |diff {name}| equal-eta/S pairs / one-step pairs", "< 1",
+                            None if math.isnan(ratio) else round(ratio, 4), verdict, note))
+    return claims
+
+
+def schedule_claims(finals: pd.DataFrame) -> list[Claim]:
+    summary = schedule_summary(finals)
+    claims = []
+    experiments = list(dict.fromkeys(summary.experiment)) or [None]
+    for exp in experiments:
+        g = summary[summary.experiment == exp] if exp else summary
+        suffix = f"[{exp}]" if len(experiments) > 1 else ""
+        cbs, clr = g[g.kind == "cyclic BS"], g[g.kind == "cyclic LR"]
+        const = g[g.kind == "constant"]
+        missing = int(g.n_missing.sum()) if len(g) else 0
+        miss_note = f"; {missing} run(s) without a final accuracy (diverged) excluded" if missing else ""
+        # B4a: interchangeable
+        if len(cbs) == 1 and len(clr) == 1 and cbs.n.iloc[0] >= 2 and clr.n.iloc[0] >= 2:
+            a, b = cbs.iloc[0], clr.iloc[0]
+            se = math.sqrt(a.se ** 2 + b.se ** 2)
+            diff = a["mean"] - b["mean"]
+            z = abs(diff) / se if se > 0 else (0.0 if diff == 0 else math.inf)
+            value, note = round(z, 4), (f"cyclic BS {100 * a['mean']:.2f}% ± {100 * a.sd:.2f} (n={a.n}) vs cyclic LR "
+                                        f"{100 * b['mean']:.2f}% ± {100 * b.sd:.2f} (n={b.n}); difference "
+                                        f"{100 * diff:+.2f} points, se {100 * se:.2f}")
+            verdict = compare(z, "<=", 2.0)
+        else:
+            value, verdict = None, "inconclusive"
+            note = "needs one cyclic-BS and one cyclic-LR schedule with >= 2 finished seeds each"
+        claims.append(Claim(f"B4a{suffix}", PAPER, "Cyclic batch size and cyclic learning rate end within noise "
+                            "of each other (final test accuracy)", "|mean CBS - mean CLR| / se of the difference",
+                            "<= 2", value, verdict, note + miss_note))
+        # B4b: cycles beat constants
+        if len(cbs) and len(clr) and len(const) and not const["mean"].isna().all():
+            best_const = const.loc[const["mean"].idxmax()]
+            cyc_min = min(cbs["mean"].iloc[0], clr["mean"].iloc[0])
+            margin = cyc_min - best_const["mean"]
+            verdict = compare(margin, ">", 0.0)
+            loss_note = ""
+            cyc_loss = max(cbs.train_loss.iloc[0], clr.train_loss.iloc[0])
+            if const.train_loss.min() > 2 * cyc_loss:
+                loss_note = (f"; the constants end at a higher train loss ({_fmt(const.train_loss.min())} vs "
+                             f"<= {_fmt(cyc_loss)} for the cycles): part of the gap may be convergence, not noise")
+            note = (f"worse cycle {100 * cyc_min:.2f}% vs best constant {best_const.schedule} "
+                    f"{100 * best_const['mean']:.2f}%" + loss_note)
+            value = round(margin, 5)
+        else:
+            value, verdict, note = None, "inconclusive", "needs cyclic-BS, cyclic-LR and constant schedules"
+        claims.append(Claim(f"B4b{suffix}", PAPER, "Both cyclic schedules beat both constant schedules "
+                            "(final test accuracy)", "min(cycle means) - max(constant means) (accuracy)", "> 0",
+                            value, verdict, note + miss_note))
+    return claims
+
+
+def minima_claims(runs_csv, schedules_csv) -> pd.DataFrame:
+    wide = runs_wide(pd.read_csv(runs_csv))
+    finals = pd.read_csv(schedules_csv)
+    return to_frame(sharpness_claims(wide) + schedule_claims(finals))
+
+
+def write_claims(runs_csv, schedules_csv, out_csv) -> pd.DataFrame:
+    frame = minima_claims(runs_csv, schedules_csv)
+    atomic_write_text(out_csv, frame.to_csv(index=False))
+    return frame
+
+
+# ------------------------------------------------------------------ figures
+
+RATIO_LABEL = "η/S  (learning rate / batch size, per example)"
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid", context="paper", font_scale=1.1)
+    return plt, sns
+
+
+def _save(fig, png, pdf) -> None:
+    for path in (png, pdf):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=150, bbox_inches="tight")
+
+
+def batch_palette(sizes) -> dict:
+    """One colour per batch size, ordered small -> large (same in every figure)."""
+    _, sns = _pyplot()
+    sizes = sorted({int(s) for s in sizes})
+    return dict(zip(sizes, sns.color_palette("viridis", max(len(sizes), 1))))
+
+
+def _marker_legend(pal: dict, extra: list) -> list:
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=c, marker="o", ls="none", label=f"S = {s}") for s, c in pal.items()]
+    handles += [Line2D([], [], color="grey", marker="o", ls="none", label="grid run (mean ± sd over seeds)"),
+                Line2D([], [], color="grey", marker="D", mec="black", ls="none", label="equal-η/S set (β runs)")]
+    return handles + extra
+
+
+def _top_markers(ax, frame: pd.DataFrame, handles: list) -> None:
+    """Runs without a value: an x at the top edge at their eta/S (never a zero)."""
+    from matplotlib.lines import Line2D
+    from matplotlib.transforms import blended_transform_factory
+
+    trans = blended_transform_factory(ax.transData, ax.transAxes)
+    groups = (("diverged (no value)", frame[frame.status != "completed"], "crimson"),
+              ("did not reach target loss", frame[(frame.status == "completed") & ~frame.matched], "dimgrey"))
+    for label, sub, colour in groups:
+        if len(sub):
+            ax.plot(sub.lr_over_batch, [0.97] * len(sub), "x", color=colour, ms=9, mew=2, transform=trans,
+                    clip_on=False)
+            if not any(h.get_label() == label for h in handles):
+                handles.append(Line2D([], [], color=colour, marker="x", ls="none", mew=2, label=label))
+
+
+def _target_text(wide: pd.DataFrame) -> str:
+    targets = sorted({float(t) for t in wide.target_loss.dropna()})
+    if not targets:
+        return "no target train loss set: sharpness after a fixed budget (not matched)"
+    return ("each run measured at the first epoch whose full train loss ≤ "
+            + ", ".join(f"{t:g}" for t in targets))
+
+
+def plot_vs_ratio(wide: pd.DataFrame, panels, png, pdf, title: str) -> None:
+    """panels: [(column, y label, log y, scale)]; one point per (eta, S), seeds as error bars."""
+    plt, sns = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), squeeze=False)
+    pal = batch_palette(wide.batch_size) if len(wide) else {}
+    handles = _marker_legend(pal, [])
+    matched = wide[wide.matched] if len(wide) else wide
+    for ax, (col, ylabel, logy, scale) in zip(axes[0], panels):
+        d = matched[np.isfinite(matched[col].astype(float))].copy() if len(matched) and col in matched else matched
+        if len(d):
+            d["_y"] = d[col] * scale
+            for eq, marker in ((False, "o"), (True, "D")):
+                sub = d[d.equal_ratio == eq]
+                if len(sub):
+                    ax.scatter(sub.lr_over_batch, sub._y, c=[pal[int(s)] for s in sub.batch_size], marker=marker,
+                               s=14, alpha=0.35, linewidths=0)
+            agg = d.groupby(["lr", "batch_size", "lr_over_batch", "equal_ratio"])["_y"].agg(
+                ["mean", "std", "count"]).reset_index()
+            for _, r in agg.iterrows():
+                ax.errorbar(r.lr_over_batch, r["mean"], yerr=r["std"] if r["count"] > 1 else None,
+                            fmt="D" if r.equal_ratio else "o", color=pal[int(r.batch_size)], ms=7, capsize=3,
+                            mec="black" if r.equal_ratio else pal[int(r.batch_size)], elinewidth=1.2)
+        else:
+            ax.text(0.5, 0.5, "no matched runs", ha="center", va="center", transform=ax.transAxes)
+        if len(wide):
+            _top_markers(ax, wide, handles)
+        ax.set_xscale("log")
+        if logy and len(d):
+            ax.set_yscale("log")
+        ax.set_xlabel(RATIO_LABEL)
+        ax.set_ylabel(ylabel)
+    fig.suptitle(f"{title}\n{_target_text(wide) if len(wide) else ''}", fontsize=11)
+    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    fig.tight_layout()
+    _save(fig, png, pdf)
+    plt.close(fig)
+
+
+def plot_accuracy_heatmap(wide: pd.DataFrame, png, pdf) -> None:
+    """Mean test accuracy over seeds per (eta, S); diverged cells say so."""
+    plt, sns = _pyplot()
+    fig, ax = plt.subplots(figsize=(1.3 * max(wide.lr.nunique(), 3) + 2, 0.8 * max(wide.batch_size.nunique(), 3) + 1.5))
+    if len(wide):
+        lrs, sizes = sorted(wide.lr.unique()), sorted(wide.batch_size.unique())
+        mean = np.full((len(sizes), len(lrs)), np.nan)
+        labels = np.full(mean.shape, "", dtype=object)
+        for (lr, s), g in wide.groupby(["lr", "batch_size"]):
+            i, j = sizes.index(s), lrs.index(lr)
+            acc = g.test_acc.dropna() * 100
+            n_div = int((g.status != "completed").sum())
+            n_unm = int(((g.status == "completed") & ~g.matched).sum())
+            if len(acc):
+                mean[i, j] = acc.mean()
+                labels[i, j] = f"{acc.mean():.1f}" + (f"\n±{acc.std(ddof=1):.1f}" if len(acc) > 1 else "")
+            if n_div:
+                labels[i, j] += ("\n" if labels[i, j] else "") + ("diverged" if not len(acc) else f"({n_div} div.)")
+            if n_unm:
+                labels[i, j] += f"\n({n_unm} not at target)"
+        frame = pd.DataFrame(mean, index=sizes, columns=[f"{v:g}" for v in lrs])
+        sns.heatmap(frame, annot=False, cmap="viridis", ax=ax, cbar_kws={"label": "test accuracy (%)"},
+                    mask=np.isnan(mean), linewidths=0.5, linecolor="white")
+        ax.set_facecolor("#dddddd")
+        for i in range(len(sizes)):
+            for j in range(len(lrs)):
+                if labels[i, j]:
+                    colour = "white" if not np.isnan(mean[i, j]) and mean[i, j] < np.nanmean(mean) else "black"
+                    if np.isnan(mean[i, j]):
+                        colour = "crimson"
+                    ax.text(j + 0.5, i + 0.5, labels[i, j], ha="center", va="center", fontsize=8, color=colour)
+        ax.invert_yaxis()
+    ax.set_xlabel("learning rate η")
+    ax.set_ylabel("batch size S (examples)")
+    ax.set_title("Test accuracy (%) per (η, S), mean ± sd over seeds\n" + (_target_text(wide) if len(wide) else ""),
+                 fontsize=10)
+    fig.tight_layout()
+    _save(fig, png, pdf)
+    plt.close(fig)
+
+
+def plot_ratio_figures(runs_csv, out: dict) -> None:
+    """Sharpness vs eta/S, accuracy vs eta/S and the (eta, S) heatmap from runs.csv."""
+    wide = runs_wide(pd.read_csv(runs_csv))
+    for col in ("lambda_max", "hessian_trace", "test_acc"):
+        if col not in wide:
+            wide[col] = np.nan
+    plot_vs_ratio(wide, [("lambda_max", "λ_max(H)  (top Hessian eigenvalue)", True, 1.0),
+                         ("hessian_trace", "Tr(H)  (Hutchinson)", True, 1.0)],
+                  out["sharpness_png"], out["sharpness_pdf"], "Sharpness of the minimum vs η/S")
+    plot_vs_ratio(wide, [("test_acc", "test accuracy (%)", False, 100.0)],
+                  out["accuracy_png"], out["accuracy_pdf"], "Test accuracy vs η/S")
+    plot_accuracy_heatmap(wide, out["heatmap_png"], out["heatmap_pdf"])
+
+
+def plot_interpolation(table: pd.DataFrame, png, pdf) -> None:
+    """Per pair: loss (log) and accuracy along alpha, train solid, test dashed."""
+    plt, sns = _pyplot()
+    pairs = list(dict.fromkeys(table.pair)) if len(table) else []
+    fig, axes = plt.subplots(max(len(pairs), 1), 2, figsize=(11, 3.6 * max(len(pairs), 1)), squeeze=False)
+    colours = dict(zip(("train", "test"), sns.color_palette("colorblind", 2)))
+    for row, pair in zip(axes, pairs):
+        g = table[table.pair == pair]
+        first = g.iloc[0]
+        for ax, metric, ylabel in ((row[0], "loss", "cross-entropy loss (nats, log scale)"),
+                                   (row[1], "accuracy", "accuracy (%)")):
+            for split, ls in (("train", "-"), ("test", "--")):
+                s = g[(g.split == split) & (g.metric == metric)].sort_values("alpha")
+                y = s.value * (100 if metric == "accuracy" else 1)
+                ax.plot(s.alpha, y, ls, color=colours[split], marker=".", label=split)
+            for a in (0, 1):
+                ax.axvline(a, color="grey", lw=0.8, ls=":")
+            if metric == "loss" and g[g.metric == "loss"].value.gt(0).any():
+                ax.set_yscale("log")
+            ax.set_xlabel("α  (θ = (1−α)·θ_a + α·θ_b)")
+            ax.set_ylabel(ylabel)
+            if g.value.isna().all():
+                ax.text(0.5, 0.5, "; ".join(sorted(set(g.note.dropna())))[:120], ha="center", va="center",
+                        transform=ax.transAxes, fontsize=8, color="crimson", wrap=True)
+        row[0].set_title(f"{pair}: a = {first.a_run} (η/S {first.a_lr_over_batch:.2g}) at α=0, "
+                         f"b = {first.b_run} (η/S {first.b_lr_over_batch:.2g}) at α=1", fontsize=9, loc="left")
+        row[1].legend(title="split", loc="lower center")
+    if not pairs:
+        axes[0][0].text(0.5, 0.5, "no interpolation pairs configured", ha="center", va="center")
+    fig.tight_layout()
+    _save(fig, png, pdf)
+    plt.close(fig)
+
+
+def schedule_palette(labels) -> dict:
+    _, sns = _pyplot()
+    order = {k: i for i, k in enumerate(SCHEDULE_ORDER)}
+    labels = sorted(set(labels), key=lambda l: (order.get(schedule_kind(l), 9), l))
+    return dict(zip(labels, sns.color_palette("colorblind", max(len(labels), 1))))
+
+
+def plot_schedules(curves: pd.DataFrame, png, pdf) -> None:
+    """Test accuracy, train loss and eta/S per epoch for each schedule; seeds as sd bands."""
+    plt, sns = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
+    if len(curves):
+        pal = schedule_palette(curves.schedule)
+        acc = curves[(curves.metric == "test_acc") & (curves.epoch >= 1)].assign(value=lambda d: d.value * 100)
+        loss = curves[(curves.metric == "train_loss")]
+        ratio = curves[(curves.metric == "train_loss") & (curves.epoch >= 1)]
+        sns.lineplot(data=acc, x="epoch", y="value", hue="schedule", palette=pal, errorbar="sd", ax=axes[0])
+        sns.lineplot(data=loss, x="epoch", y="value", hue="schedule", palette=pal, errorbar="sd", ax=axes[1],
+                     legend=False)
+        sns.lineplot(data=ratio, x="epoch", y="lr_over_batch", hue="schedule", palette=pal, errorbar=None,
+                     ax=axes[2], legend=False, drawstyle="steps-mid")
+        axes[1].set_yscale("log")
+        axes[2].set_yscale("log")
+        sns.move_legend(axes[0], "lower right", title="schedule (band: ± sd over seeds)", fontsize=8)
+    else:
+        axes[0].text(0.5, 0.5, "no schedule runs", ha="center", va="center", transform=axes[0].transAxes)
+    axes[0].set_ylabel("test accuracy (%)")
+    axes[1].set_ylabel("full train loss (cross-entropy, log)")
+    axes[2].set_ylabel("η/S used in the epoch (log)")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+    fig.suptitle("Exchanging learning-rate and batch-size schedules", fontsize=11)
+    fig.tight_layout()
+    _save(fig, png, pdf)
+    plt.close(fig)

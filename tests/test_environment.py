@@ -1,0 +1,41 @@
+"""The conda environment carries the same pins as requirements.lock."""
+
+import re
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def lock_pins():
+    pins = {}
+    for line in (REPO / "requirements.lock").read_text().splitlines():
+        m = re.match(r"^([A-Za-z0-9_.-]+)==(\S+)$", line.strip())
+        if m:
+            pins[m.group(1).lower().replace("_", "-")] = m.group(2)
+    return pins
+
+
+def test_conda_env_pins_agree_with_the_lock():
+    lock = lock_pins()
+    assert lock["torch"] == "2.14.1" and lock["torchvision"] == "0.29.1"
+    for env_file in (REPO / "envs").glob("*.yaml"):
+        env = yaml.safe_load(env_file.read_text())
+        pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+        pinned = [p for p in pip if "==" in p]
+        assert pinned, env_file
+        for spec in pinned:
+            name, version = spec.split("==")
+            assert lock.get(name.lower()) == version, f"{env_file.name}: {spec} vs lock {lock.get(name.lower())}"
+
+
+def test_pyproject_ranges_admit_the_locked_versions():
+    from packaging.specifiers import SpecifierSet
+    import tomllib
+
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    lock = lock_pins()
+    for dep in deps:
+        name, spec = re.match(r"^([A-Za-z0-9_.-]+)(.*)$", dep).groups()
+        assert lock[name.lower()] in SpecifierSet(spec), f"{name}{spec} excludes locked {lock[name.lower()]}"

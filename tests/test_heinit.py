@@ -1,0 +1,318 @@
+"""Paper C (norm preservation at He init): exact math, statistics, contract, claims, outputs."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from repro import heinit as H
+from repro import heinit_analysis as A
+
+
+# --------------------------------------------------------------------------- exact math
+
+def _autograd_ratios(x, y, hidden, w_out):
+    """Per-sample forward/backward ratios with torch autograd (one backward per sample)."""
+    n, depth = x.shape[0], len(hidden)
+    fwd, bwd = np.empty((n, depth)), np.empty((n, depth))
+    for i in range(n):
+        ws = [w.clone().requires_grad_(True) for w in hidden]
+        xi = x[i]
+        h, pre = xi, []
+        for l, w in enumerate(ws):
+            a = w @ h
+            a.retain_grad()
+            pre.append(a)
+            h = torch.relu(a)
+            fwd[i, l] = (h.norm() / xi.norm()).item()
+        loss = -(y[i] * torch.log_softmax(w_out @ h, dim=0)).sum()   # soft-target CE
+        loss.backward()
+        delta = pre[-1].grad                      # dl/da_L = 1[h_L>0] * W_out^T (softmax - y)
+        for l, w in enumerate(ws):
+            bwd[i, l] = (w.grad.norm() / (xi.norm() * delta.norm())).item()
+    return fwd, bwd
+
+
+@pytest.mark.parametrize("init", ["he", "glorot"])
+def test_closed_form_backward_matches_autograd(init):
+    n, d, m, depth, k = 9, 7, 6, 4, 5
+    x = torch.from_numpy(H.gaussian_inputs(n, d, seed=3))
+    y = torch.from_numpy(H.random_targets(n, k, seed=3))
+    hidden, w_out = H.make_weights(m, depth, d, init, seed=5, n_outputs=k, device="cpu")
+    got = H.compute_norm_ratios(x, hidden, w_out, y)
+    fwd, bwd = _autograd_ratios(x, y, hidden, w_out)
+    np.testing.assert_allclose(got.forward, fwd, rtol=1e-10, atol=0)
+    np.testing.assert_allclose(got.backward, bwd, rtol=1e-10, atol=0)
+    # the top layer's gradient is delta h_{L-1}^T, so its ratio is the forward ratio below it
+    np.testing.assert_allclose(got.backward[:, -1], got.forward[:, -2], rtol=1e-12)
+
+
+def test_batched_matches_per_sample_numpy_loop():
+    x, y = H.gaussian_inputs(50, 30, 1), H.random_targets(50, 20, 1)
+    hidden, w_out = H.make_weights(40, 5, 30, "he", 2, device="cpu")
+    got = H.compute_norm_ratios(x, hidden, w_out, y)
+    fwd, bwd = H.norm_ratios_loop_numpy(x, [w.numpy() for w in hidden], w_out.numpy(), y)
+    np.testing.assert_allclose(got.forward, fwd, rtol=1e-12)
+    np.testing.assert_allclose(got.backward, bwd, rtol=1e-12)
+
+
+def test_theory_epsilon_hand_computed():
+    # ln(4*2000*10/0.05) = ln(1.6e6) = 14.2855141872; 1 + 0.004*that = 1.0571420567;
+    # its 10th power = 1.7431449778
+    assert H.theory_epsilon(1000, 10, 2000, 0.05) == pytest.approx(0.7431449778, abs=1e-9)
+    eps = H.theory_epsilon(np.array([500, 4000]), 10, 2000)
+    assert eps.shape == (2,) and eps[0] > eps[1]
+    assert H.required_width(0.7431449778101527, 10, 2000) == pytest.approx(1000.0, rel=1e-9)
+
+
+@pytest.mark.parametrize("init,var_first,var_hidden", [
+    ("he", 2 / 300, 2 / 300), ("he_fanin", 2 / 100, 2 / 300),
+    ("glorot", 1 / 300, 1 / 300), ("glorot_uniform", 2 / 400, 1 / 300)])
+def test_init_variances(init, var_first, var_hidden):
+    hidden, w_out = H.make_weights(300, 2, 100, init, seed=0, device="cpu")
+    assert hidden[0].shape == (300, 100) and hidden[1].shape == (300, 300)
+    assert hidden[0].var().item() == pytest.approx(var_first, rel=0.03)
+    assert hidden[1].var().item() == pytest.approx(var_hidden, rel=0.03)
+    assert w_out.var().item() == pytest.approx(1.0, rel=0.1)
+    if init == "glorot_uniform":
+        assert hidden[1].abs().max().item() <= math.sqrt(6 / 600)
+
+
+# --------------------------------------------------------------------------- statistics
+
+def test_he_forward_ratio_near_one_at_large_width():
+    """Theory: each He ReLU layer multiplies ||h||^2 by a factor with mean 1 and relative
+    variance 5/m, so one network's ratio at layer l has std sigma_l ~ sqrt(5 l / m) / 2. The
+    sample mean shares that network's weights, so its error is bounded by sigma_l (not
+    sigma_l / sqrt(N)): require |mean - 1| <= 5 sigma_l and std over samples <= 1.5 sigma_l."""
+    m, depth = 2000, 4
+    df = H.norm_ratios(m, depth, 256, 100, "he", seed=1, device="cpu")
+    g = df.groupby("layer")
+    sig = 0.5 * np.sqrt(5 * np.arange(1, depth + 1) / m)
+    assert np.all(np.abs(g["forward_ratio"].mean().to_numpy() - 1) <= 5 * sig)
+    assert np.all(g["forward_ratio"].std().to_numpy() <= 1.5 * sig)
+    sig_b = 0.5 * math.sqrt(5 * depth / m)
+    assert np.all(np.abs(g["backward_ratio"].mean().to_numpy() - 1) <= 5 * sig_b)
+
+
+def test_glorot_decays_like_two_to_minus_half_l():
+    """Variance 1/m halves E||h||^2 per ReLU layer: ratio_l ~ 2^{-l/2}; the backward ratio is
+    then ||h_{l-1}||/||x|| * ||delta_l||/||delta_L|| ~ 2^{-(l-1)/2} 2^{-(L-l)/2} = 2^{-(L-1)/2}."""
+    m, depth = 1000, 6
+    df = H.norm_ratios(m, depth, 200, 100, "glorot", seed=2, device="cpu")
+    g = df.groupby("layer").mean()
+    lay = np.arange(1, depth + 1)
+    sig = 0.5 * np.sqrt(5 * lay / m)            # log-scale std of one network's ratio
+    assert np.all(np.abs(np.log(g["forward_ratio"].to_numpy()) + lay * math.log(2) / 2) <= 5 * sig)
+    expected_b = -(depth - 1) * math.log(2) / 2
+    assert np.all(np.abs(np.log(g["backward_ratio"].to_numpy()) - expected_b)
+                  <= 5 * 0.5 * math.sqrt(5 * depth / m))
+
+
+def test_measured_epsilon_definitions():
+    df = pd.DataFrame({"layer": [1, 1, 2, 2], "forward_ratio": [1.1, 0.8, 1.0, 1.3],
+                       "backward_ratio": [1.0, 1.0, 1.0, 1.0]})
+    e = H.measured_epsilon(df, "forward_ratio")
+    assert e["eps_mean"] == pytest.approx((0.1 + 0.2 + 0.0 + 0.3) / 4)
+    assert e["eps_layer_max"] == pytest.approx(0.15)
+    assert e["eps_max"] == pytest.approx(0.3)
+    assert e["eps_std"] == pytest.approx(np.std([0.1, 0.2, 0.0, 0.3]))
+    assert e["spread"] == pytest.approx((0.15 + 0.15) / 2)
+    assert H.measured_epsilon(df, "backward_ratio")["eps_max"] == 0.0
+
+
+# --------------------------------------------------------------------------- contract
+
+def test_dataframe_contract():
+    depth, n = 3, 11
+    df = H.norm_ratios(20, depth, n, 8, "he", seed=0, device="cpu")
+    assert list(df.columns) == ["layer", "forward_ratio", "backward_ratio"]
+    assert len(df) == depth * n
+    assert sorted(df["layer"].unique()) == [1, 2, 3]
+    assert (df.groupby("layer").size() == n).all()
+    assert df["forward_ratio"].dtype == np.float64 and np.isfinite(df.to_numpy()).all()
+    with_sample = H.norm_ratios(20, depth, n, 8, "he", seed=0, device="cpu", include_sample=True)
+    assert list(with_sample.columns) == ["sample", "layer", "forward_ratio", "backward_ratio"]
+    assert with_sample.groupby("sample").size().eq(depth).all()
+    with pytest.raises(ValueError):
+        H.norm_ratios(20, depth, n, 8, "lecun")
+
+
+def test_determinism_and_seeds():
+    a = H.norm_ratios(30, 3, 40, 10, "he", seed=4, device="cpu")
+    b = H.norm_ratios(30, 3, 40, 10, "he", seed=4, device="cpu")
+    pd.testing.assert_frame_equal(a, b)
+    c = H.norm_ratios(30, 3, 40, 10, "he", seed=5, device="cpu")
+    assert not np.allclose(a["forward_ratio"], c["forward_ratio"])
+    # same weights on fresh samples: weights_seed fixed, data_seed changed
+    w1, _ = H.make_weights(30, 3, 10, "he", seed=4)
+    fresh = H.norm_ratios(30, 3, 40, 10, "he", seed=4, data_seed=99, device="cpu")
+    assert not np.allclose(a["forward_ratio"], fresh["forward_ratio"])
+    w2, _ = H.make_weights(30, 3, 10, "he", seed=4)
+    assert all(torch.equal(p, q) for p, q in zip(w1, w2))
+    # nested depth: layer l does not depend on the network's depth
+    deep, _ = H.make_weights(30, 5, 10, "he", seed=4)
+    assert all(torch.equal(p, q) for p, q in zip(w1, deep[:3]))
+
+
+def test_inputs_entry_point_shares_the_core():
+    X = H.gaussian_inputs(25, 12, seed=7)
+    via_inputs = H.norm_ratios_for_inputs(X.reshape(25, 3, 4), 16, 3, "he", seed=2,
+                                          data_seed=7, device="cpu")
+    gaussian = H.norm_ratios(16, 3, 25, 12, "he", seed=2, data_seed=7, device="cpu")
+    pd.testing.assert_frame_equal(via_inputs, gaussian)
+
+
+def test_chunking_matches_unchunked():
+    """Identical up to floating-point rounding: MKL picks different gemm kernels (summation
+    orders) for small row counts, so bit-identity across chunk sizes is not guaranteed."""
+    full = H.norm_ratio_arrays(40, 4, 103, 20, "he", seed=1, chunk_size=None, device="cpu")
+    for cs in (1, 7, 64):
+        part = H.norm_ratio_arrays(40, 4, 103, 20, "he", seed=1, chunk_size=cs, device="cpu")
+        np.testing.assert_allclose(part.forward, full.forward, rtol=1e-12, atol=0)
+        np.testing.assert_allclose(part.backward, full.backward, rtol=1e-12, atol=0)
+    assert H.auto_chunk_size(10_000, 4000, 10) < 10_000      # the largest case is chunked
+
+
+def test_float32_option_close_to_float64():
+    a = H.norm_ratio_arrays(64, 3, 50, 16, "he", seed=0, dtype="float32", device="cpu")
+    b = H.norm_ratio_arrays(64, 3, 50, 16, "he", seed=0, dtype="float64", device="cpu")
+    assert a.forward.dtype == np.float64
+    np.testing.assert_allclose(a.forward, b.forward, rtol=1e-4)
+    np.testing.assert_allclose(a.backward, b.backward, rtol=1e-3)
+
+
+def test_device_auto_resolves():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert H.resolve_device("auto").type == expected
+    assert H.resolve_device("cpu").type == "cpu"
+
+
+# --------------------------------------------------------------------------- claims
+
+def _summary(rows):
+    base = dict(sweep="width", inputs="gaussian", init="he", depth=10, n_samples=2000,
+                input_dim=500, seed=0, data_seed=0, delta=0.05, metric="forward_ratio",
+                eps_std=0.0, eps_layer_max=0.0, spread=0.1, last_mean=1.0)
+    out = pd.DataFrame([{**base, **r} for r in rows])
+    if "eps_theory" not in out:
+        out["eps_theory"] = H.theory_epsilon(out["width"], out["depth"], out["n_samples"], 0.05)
+    return out[A.SUMMARY_COLUMNS]
+
+
+WIDTHS = [100, 250, 500, 1000, 2000, 4000]
+
+
+def test_claim_c1_holds_and_fails():
+    ok = _summary([dict(width=m, eps_measured=0.5 / math.sqrt(m), eps_max=0.01) for m in WIDTHS])
+    assert A.claim_c1(ok)["verdict"] == "holds"
+    bad = ok.copy()
+    bad.loc[bad["width"] == 4000, "eps_measured"] = 0.5          # eps(4000) = 0.152
+    r = A.claim_c1(bad)
+    assert r["verdict"] == "fails" and r["value"] > 1 and r["paper"] == "C"
+    assert A.claim_c1(ok.iloc[0:0])["verdict"] == "inconclusive"
+
+
+def test_claim_c1_uniform_binomial():
+    ok = _summary([dict(width=m, eps_measured=0.01, eps_max=0.05) for m in WIDTHS])
+    assert A.claim_c1_uniform(ok)["verdict"] == "holds"
+    one = ok.copy()
+    one.loc[one["width"] == 4000, "eps_max"] = 1.0                # 1 of 6: p = 0.26
+    assert A.claim_c1_uniform(one)["verdict"] == "inconclusive"
+    three = ok.copy()
+    three.loc[three["width"] >= 1000, "eps_max"] = 10.0            # 3 of 6: p = 0.002
+    r = A.claim_c1_uniform(three)
+    assert r["verdict"] == "fails" and r["value"] == 3
+
+
+def test_claim_c2_slope_band():
+    wiggle = np.array([1.02, 0.98, 1.01, 0.99, 1.03, 0.97])
+    ok = _summary([dict(width=m, eps_measured=0.1, eps_max=0.1, spread=2 * m ** -0.5 * w)
+                   for m, w in zip(WIDTHS, wiggle)])
+    r = A.claim_c2(ok)
+    assert r["verdict"] == "holds" and r["value"] == pytest.approx(-0.5, abs=0.05)
+    flat = _summary([dict(width=m, eps_measured=0.1, eps_max=0.1, spread=0.2 * w)
+                     for m, w in zip(WIDTHS, wiggle)])
+    assert A.claim_c2(flat)["verdict"] == "fails"
+    steep = _summary([dict(width=m, eps_measured=0.1, eps_max=0.1, spread=50.0 / m * w)
+                      for m, w in zip(WIDTHS, wiggle)])
+    assert A.claim_c2(steep)["verdict"] == "fails"
+    assert A.claim_c2(ok.iloc[:2])["verdict"] == "inconclusive"
+
+
+def test_claim_c3_depth_growth():
+    depths = [2, 5, 10, 20, 50]
+    grow = _summary([dict(sweep="depth", width=500, depth=L, eps_measured=0.04 * math.sqrt(L),
+                          eps_max=0.1) for L in depths])
+    assert A.claim_c3(grow)["verdict"] == "holds"
+    shrink = _summary([dict(sweep="depth", width=500, depth=L, eps_measured=0.3 / L,
+                            eps_max=0.1) for L in depths])
+    assert A.claim_c3(shrink)["verdict"] == "fails"
+    assert A.claim_c3(grow.iloc[0:0])["verdict"] == "inconclusive"
+
+
+def _glorot_per_layer(means, width=500):
+    depth = len(means)
+    return pd.DataFrame(dict(sweep="depth", inputs="gaussian", init="glorot", width=width,
+                             depth=depth, n_samples=2000, input_dim=500, seed=0, data_seed=0,
+                             delta=0.05, layer=np.arange(1, depth + 1), metric="forward_ratio",
+                             mean=means, std=0.01, min=0.0, max=1.0, eps_measured=0.5,
+                             eps_std=0.1, eps_max=0.9, eps_theory=1.0))[A.PER_LAYER_COLUMNS]
+
+
+def test_claim_c4_glorot_decay():
+    lay = np.arange(1, 21)
+    ok = _glorot_per_layer(2.0 ** (-lay / 2) * np.exp(0.01 * np.sin(lay)))
+    r = A.claim_c4(ok)
+    assert r["verdict"] == "holds" and r["value"] <= 1
+    he_like = _glorot_per_layer(np.ones(20))                    # no decay at all
+    assert A.claim_c4(he_like)["verdict"] == "fails"
+    fast = _glorot_per_layer(2.0 ** (-lay))                     # decays twice too fast
+    assert A.claim_c4(fast)["verdict"] == "fails"
+    assert A.claim_c4(ok.iloc[0:0])["verdict"] == "inconclusive"
+
+
+# --------------------------------------------------------------------------- pipeline pieces
+
+TINY = {"seeds": [0], "input_dim": 20, "device": "cpu",
+        "paper": {"width": 32, "depth": 4, "n_samples": 64},
+        "width_sweep": {"widths": [32, 64, 128], "depth": 3, "n_samples": 64},
+        "depth_sweep": {"depths": [2, 4, 8], "width": 32, "n_samples": 64},
+        "samples_sweep": {"n_samples": [8, 64], "width": 32, "depth": 3},
+        "fresh": {"width": 32, "depth": 3, "n_samples": 32, "n_batches": 2},
+        "real": {"width": 32, "depth": 3}}
+
+
+def test_sweeps_tables_claims_and_figures(tmp_path):
+    X = np.random.default_rng(0).random((40, 6, 6))
+    per_layer = A.run_all(TINY, X_real=X)
+    assert list(per_layer.columns) == A.PER_LAYER_COLUMNS
+    assert set(per_layer["sweep"]) == {"paper", "width", "depth", "samples", "fresh", "real"}
+    assert set(per_layer["metric"]) == set(A.METRICS)
+    real = per_layer[per_layer["sweep"] == "real"]
+    assert set(real["inputs"]) == {"mnist5k"} and set(real["input_dim"]) == {36}
+    assert per_layer[per_layer["sweep"] == "fresh"]["data_seed"].nunique() == 3
+    summary = A.summarize(per_layer)
+    assert list(summary.columns) == A.SUMMARY_COLUMNS
+    assert (summary["eps_max"] >= summary["eps_layer_max"]).all()
+    records = A.evaluate_claims(per_layer)
+    assert {r["id"] for r in records} >= {"C1-forward", "C1u-forward", "C2-forward",
+                                          "C3-forward", "C4-forward", "C2-backward"}
+    assert all(r["verdict"] in ("holds", "fails", "inconclusive") for r in records)
+    claims = A.claims_frame(records)
+    assert list(claims.columns) == A.CLAIM_COLUMNS
+    A.write_table(summary, tmp_path / "t" / "summary.csv", tmp_path / "t" / "summary.md")
+    assert pd.read_csv(tmp_path / "t" / "summary.csv").shape == summary.shape
+    assert (tmp_path / "t" / "summary.md").read_text().startswith("|")
+    paths = A.make_figures(per_layer, tmp_path / "fig")
+    assert len(paths) == 12 and all((tmp_path / "fig").joinpath(p).exists() for p in paths)
+    assert {p[-3:] for p in paths} == {"png", "pdf"}
+
+
+def test_config_merge_keeps_defaults():
+    cfg = A.make_config({"width_sweep": {"widths": [10]}, "seeds": [1, 2]})
+    assert cfg["width_sweep"]["widths"] == [10] and cfg["width_sweep"]["n_samples"] == 2000
+    assert cfg["seeds"] == [1, 2] and A.DEFAULT_CONFIG["seeds"] == [0]
+    assert A.DEFAULT_CONFIG["width_sweep"]["widths"] == [100, 250, 500, 1000, 2000, 4000]
