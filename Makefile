@@ -23,12 +23,21 @@ reproduce: venv
 	$(BIN)/snakemake --cores $(CORES) --report results/report.html
 	@echo "Done: results/claims.md, results/report.html, results/tables/, results/figures/"
 
-# SLURM and munge for the cluster test (Debian/Ubuntu, as root); skipped otherwise.
+# SLURM and munge for the real-SLURM test (tests/test_slurm.py) on Debian/Ubuntu: installed
+# as root (or through passwordless sudo); elsewhere a note, and that test is skipped with
+# the reason. The daemons are not started here: the test starts and stops its own.
+SBIN_PATH := $(PATH):/usr/sbin:/sbin
 system-deps:
-	@if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >/dev/null; \
-	  else echo "note: slurm-wlm/munge not installed and not root: the SLURM test will be skipped"; fi; \
+	@if PATH="$(SBIN_PATH)" command -v slurmctld >/dev/null && PATH="$(SBIN_PATH)" command -v munged >/dev/null; then \
+	  echo "slurm-wlm and munge: installed"; \
+	elif ! command -v apt-get >/dev/null; then \
+	  echo "note: no apt-get: install slurm-wlm + munge yourself, or the SLURM test is skipped"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >/dev/null; \
+	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then \
+	  sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >/dev/null; \
+	else \
+	  echo "note: slurm-wlm/munge not installed and not root: the SLURM test will be skipped"; \
 	fi
 
 # Whole test suite, including the real-SLURM workflow test.

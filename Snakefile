@@ -22,9 +22,9 @@ include: "rules/claims.smk"
 
 
 rule all:
+    default_target: True
     input:
         get_all_targets(),
-    default_target: True
 
 
 rule iterative:

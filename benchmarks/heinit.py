@@ -10,8 +10,13 @@ Cases (each run in its own subprocess so its peak RSS is its own):
            the largest difference between the two results).
 
 Usage:
-    .venv/bin/python benchmarks/heinit.py                       # all cases
-    .venv/bin/python benchmarks/heinit.py --cases loop largest --json out.json
+    .venv/bin/python benchmarks/heinit.py                       # all cases, 1 thread
+    .venv/bin/python benchmarks/heinit.py --cases loop --threads 1 2 --json out.json
+
+``--threads`` sets torch's intra-op threads and OMP/MKL/OpenBLAS threads (for the NumPy
+loop too) in each case's subprocess; several values run every case once per value. On a
+shared, oversubscribed machine one thread is much faster than two (OpenMP threads spin at
+barriers while the other core is busy), so record the load average with the numbers.
 """
 
 from __future__ import annotations
@@ -104,11 +109,15 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--cases", nargs="+", default=["loop", "sweep", "largest"], choices=list(CASES))
     ap.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    ap.add_argument("--threads", nargs="+", type=int, default=[1],
+                    help="thread counts to run each case with (default: 1)")
     ap.add_argument("--json", help="write all results to this JSON file")
     ap.add_argument("--_child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     if args._child:                       # run one case, print its JSON on the last line
+        import torch
+        torch.set_num_threads(args.threads[0])
         print(json.dumps(CASES[args._child](args.device)))
         return 0
 
@@ -119,11 +128,18 @@ def main(argv=None) -> int:
     print("# environment:", json.dumps(info))
     results = {"environment": info}
     for case in args.cases:
-        proc = subprocess.run([sys.executable, __file__, "--_child", case, "--device", args.device],
-                              capture_output=True, text=True, check=True)
-        results[case] = json.loads(proc.stdout.strip().splitlines()[-1])
-        print(f"## {case}")
-        print(json.dumps(results[case], indent=1))
+        for nt in args.threads:
+            env = dict(os.environ, OMP_NUM_THREADS=str(nt), MKL_NUM_THREADS=str(nt),
+                       OPENBLAS_NUM_THREADS=str(nt))
+            t = time.perf_counter()
+            proc = subprocess.run([sys.executable, __file__, "--_child", case, "--device",
+                                   args.device, "--threads", str(nt)],
+                                  capture_output=True, text=True, check=True, env=env)
+            key = f"{case}/threads={nt}"
+            results[key] = json.loads(proc.stdout.strip().splitlines()[-1])
+            print(f"## {key}  (subprocess wall {time.perf_counter() - t:.1f} s, "
+                  f"load avg {os.getloadavg()[0]:.1f})")
+            print(json.dumps(results[key], indent=1), flush=True)
     results["load_avg_1min_after"] = os.getloadavg()[0]
     if args.json:
         with open(args.json, "w") as f:

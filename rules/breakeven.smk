@@ -8,7 +8,6 @@ from repro.breakeven_analysis import (
     run_info,
 )
 
-
 if not config.get("breakeven"):
     config["breakeven"] = {}
 validate(config["breakeven"], "../schemas/breakeven.schema.yaml")
@@ -49,9 +48,7 @@ def get_breakeven_dataset(wildcards):
 
 def get_breakeven_runs(wildcards):
     return [
-        run_info(
-            RUNS[key], BREAKEVEN_SETTINGS[key[0]], snapshot_epochs(RUNS[key])
-        )
+        run_info(RUNS[key], BREAKEVEN_SETTINGS[key[0]], snapshot_epochs(RUNS[key]))
         for key in runs_of(paper="breakeven")
     ]
 
@@ -65,16 +62,16 @@ rule breakeven_probe:
         f"{BREAKEVEN}/{{experiment}}/probe.pt",
     log:
         f"{RESULTS}/logs/breakeven/probe/{{experiment}}.log",
-    params:
-        dataset=get_breakeven_dataset,
-        probe=lambda wildcards: probe_params(BREAKEVEN_SETTINGS[wildcards.experiment]),
-        data_root=config["data_root"],
-        download=config["download"],
     threads: 1
     resources:
         mem_mb=4000,
         runtime=10,
         gpu=0,
+    params:
+        dataset=get_breakeven_dataset,
+        probe=lambda wildcards: probe_params(BREAKEVEN_SETTINGS[wildcards.experiment]),
+        data_root=config["data_root"],
+        download=config["download"],
     script:
         "../scripts/breakeven_probe.py"
 
@@ -90,11 +87,6 @@ rule breakeven_snapshot:
         f"{RESULTS}/logs/breakeven/snapshot/{{experiment}}/{{run}}/{{snapshot}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/breakeven/snapshot/{{experiment}}/{{run}}/{{snapshot}}.tsv"
-    params:
-        measure=lambda wildcards: measure_params(
-            BREAKEVEN_SETTINGS[wildcards.experiment]
-        ),
-        device=config["device"],
     group:
         "snapshot_metrics"
     threads: config["threads"]
@@ -102,6 +94,11 @@ rule breakeven_snapshot:
         mem_mb=4000,
         runtime=30,
         gpu=lambda wildcards: BREAKEVEN_SETTINGS[wildcards.experiment]["gpu"],
+    params:
+        measure=lambda wildcards: measure_params(
+            BREAKEVEN_SETTINGS[wildcards.experiment]
+        ),
+        device=config["device"],
     script:
         "../scripts/breakeven_snapshot.py"
 
@@ -124,14 +121,14 @@ rule breakeven_tables:
         cost=f"{BREAKEVEN_TABLES}/cost.csv",
     log:
         f"{RESULTS}/logs/breakeven/tables.log",
-    params:
-        runs=get_breakeven_runs,
-        reference=config["breakeven"]["paper_reference"],
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
         gpu=0,
+    params:
+        runs=get_breakeven_runs,
+        reference=config["breakeven"]["paper_reference"],
     script:
         "../scripts/breakeven_tables.py"
 

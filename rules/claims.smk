@@ -14,6 +14,7 @@ rule claims:
     log:
         f"{RESULTS}/logs/claims.log",
     localrule: True
+    conda:
+        "../envs/repro.yaml"
     script:
         "../scripts/claims.py"
-

@@ -10,12 +10,13 @@ from repro.config import (
 )
 from repro.train import snapshot_name
 
-
 try:
     validate(config, "../schemas/config.schema.yaml")
     RUNS = expand_runs(config)
 except (WorkflowError, ConfigError) as error:
-    raise WorkflowError(f"Invalid configuration: {describe_schema_error(error)}") from None
+    raise WorkflowError(
+        f"Invalid configuration: {describe_schema_error(error)}"
+    ) from None
 
 PAPERS = ["iterative", "minima", "heinit", "breakeven"]
 RESULTS = "results"
@@ -41,7 +42,15 @@ def runs_of(paper=None, experiment=None):
 def training_spec(wildcards):
     """What defines a trained model; a change here (and only here) retrains."""
     cfg = RUNS[(wildcards.experiment, wildcards.run)]
-    keys = ("seed", "dataset", "test_fraction", "train_size", "model", "train", "snapshots")
+    keys = (
+        "seed",
+        "dataset",
+        "test_fraction",
+        "train_size",
+        "model",
+        "train",
+        "snapshots",
+    )
     return {k: cfg[k] for k in keys if k in cfg}
 
 
@@ -62,7 +71,9 @@ def get_paper_targets(paper):
     return PAPER_TARGETS.get(paper, []) + get_trained(paper)
 
 
-PAPER_TARGETS = {}  # paper -> files its target rule builds; each paper's .smk adds to it
+PAPER_TARGETS = (
+    {}
+)  # paper -> files its target rule builds; each paper's .smk adds to it
 CLAIM_PAPERS = []  # papers that write results/claims/{paper}.csv
 
 

@@ -6,9 +6,11 @@ rule run_table:
         f"{RESULTS}/run_table.csv",
     log:
         f"{RESULTS}/logs/run_table.log",
+    localrule: True
+    conda:
+        "../envs/repro.yaml"
     params:
         table=lambda wildcards: run_table(RUNS).to_dict("records"),
-    localrule: True
     script:
         "../scripts/run_table.py"
 
@@ -24,6 +26,14 @@ rule train:
         f"{RESULTS}/logs/train/{{experiment}}/{{run}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{{experiment}}/{{run}}.tsv"
+    retries: 1
+    conda:
+        "../envs/repro.yaml"
+    threads: config["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=train_runtime,
+        gpu=0,
     params:
         spec=training_spec,
         snapshot_epochs=get_snapshot_epochs,
@@ -31,11 +41,5 @@ rule train:
         device=config["device"],
         data_root=config["data_root"],
         download=config["download"],
-    threads: config["threads"]
-    resources:
-        mem_mb=4000,
-        runtime=train_runtime,
-        gpu=0,
-    retries: 1
     script:
         "../scripts/train.py"

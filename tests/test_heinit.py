@@ -11,6 +11,15 @@ from repro import heinit as H
 from repro import heinit_analysis as A
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small matrices: one intra-op thread is as fast and immune to a busy shared CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 # --------------------------------------------------------------------------- exact math
 
 def _autograd_ratios(x, y, hidden, w_out):
@@ -315,4 +324,5 @@ def test_config_merge_keeps_defaults():
     cfg = A.make_config({"width_sweep": {"widths": [10]}, "seeds": [1, 2]})
     assert cfg["width_sweep"]["widths"] == [10] and cfg["width_sweep"]["n_samples"] == 2000
     assert cfg["seeds"] == [1, 2] and A.DEFAULT_CONFIG["seeds"] == [0]
+    assert A.make_config({"seed": 3})["seeds"] == [3]
     assert A.DEFAULT_CONFIG["width_sweep"]["widths"] == [100, 250, 500, 1000, 2000, 4000]

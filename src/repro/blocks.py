@@ -5,6 +5,11 @@ Notation, for residual block i (global index in forward order, see
 block input, or its projection P(h) in a downsampling block) and F_i(h_i) the residual
 branch, so that h_{i+1} = h_i + F_i(h_i) (with the stage transition in between).
 
+Gradient. dL/dh_i is the total derivative of the loss with respect to h_i, as one
+backward pass through ``PreActResNet.forward_trace`` gives it: in an identity block h_i is
+the block input, so the path through F_i(h_i) itself counts, (I + J_F_i)^T dL/dh_{i+1};
+in a downsampling block h_i = P(input) and F_i does not depend on it.
+
 Loss normalisation. All gradients are gradients of the *per-example* loss
 l_n = CE(logits_n, y_n): we back-propagate the sum-reduced loss sum_n l_n, and because the
 model is in eval mode (BN uses its running statistics, so examples do not interact) the

@@ -323,8 +323,10 @@ def measure(model: nn.Module, probe: dict, params: dict, lr: float, batch_size: 
     t = time.perf_counter()
     cov_idx = probe["covariance"].to(device)
     batches = [(x[row], y[row]) for row in cov_idx]
+    # mini-batches: one autograd.grad per batch ("loop") is ~3x faster than the layer-wise
+    # per-example "gram" path that "auto" picks (measured, docs/PERFORMANCE.md "## Paper D")
     with curvature_mode(model):
-        gram, method, _ = gradient_gram(model, loss_fn, batches)
+        gram, method, _ = gradient_gram(model, loss_fn, batches, method="loop" if cov_idx.shape[1] > 1 else "auto")
     cov = covariance_metrics(gram, top=params["covariance_top"], ddof=1)
     metrics.update(lambda1_K=cov["lambda1"], lambda_star_K=cov["lambda_star"], trace_K=cov["trace"],
                    conditioning_K=cov["conditioning"], trace_over_lambda1_K=cov["trace_over_lambda1"],
@@ -559,9 +561,8 @@ def build_tables(metric_paths, status_paths, run_rows: list[dict], reference, ou
     runs, maxima, maxima_md, cost). Returns the frames."""
     records = load_records(metric_paths)
     statuses = {}
-    for p in status_paths:
-        st = json.loads(Path(p).read_text())
-        statuses[(st["config"]["experiment"], st["config"]["run"])] = st
+    for p in status_paths:  # results/runs/{experiment}/{run}/status.json
+        statuses[(Path(p).parent.parent.name, Path(p).parent.name)] = json.loads(Path(p).read_text())
     info = pd.DataFrame(run_rows)
     traj = trajectories_frame(records, info)
     runs = runs_frame(run_rows, statuses, traj)

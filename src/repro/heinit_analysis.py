@@ -47,6 +47,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402,F401
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
@@ -98,11 +99,16 @@ DEFAULT_CONFIG: dict = {
 def make_config(config: dict | None = None) -> dict:
     """DEFAULT_CONFIG updated by `config` (nested dicts merged one level deep)."""
     out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in DEFAULT_CONFIG.items()}
-    for k, v in (config or {}).items():
+    config = dict(config or {})
+    if "seed" in config and "seeds" not in config:      # a single seed is accepted too
+        config["seeds"] = config.pop("seed")
+    for k, v in config.items():
         if isinstance(v, dict) and isinstance(out.get(k), dict):
             out[k].update(v)
         else:
             out[k] = v
+    if isinstance(out["seeds"], (int, np.integer)):
+        out["seeds"] = [int(out["seeds"])]
     return out
 
 
@@ -636,6 +642,9 @@ def plot_eps_vs_width(summary: pd.DataFrame, out_stem, delta: float | None = Non
                     label=rf"theory $\epsilon(m)$, L={L}, N={N}, $\delta$={delta}")
             ax.set_xscale("log")
             ax.set_yscale("log")
+            ticks = sorted(set(int(v) for v in s["width"]))
+            ax.set_xticks(ticks, [str(t) for t in ticks])
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.legend(fontsize="x-small")
         ax.set_xlabel("width $m$")
         ax.set_ylabel(r"$\epsilon$")
@@ -666,6 +675,9 @@ def _plot_eps_vs(summary: pd.DataFrame, out_stem, sweep: str, xcol: str, xlabel:
                     color="black", marker="s", label=rf"theory $\epsilon$ ($\delta$={delta})")
             ax.set_xscale("log")
             ax.set_yscale("log")
+            ticks = sorted(set(int(v) for v in s[xcol]))
+            ax.set_xticks(ticks, [str(t) for t in ticks])
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.legend(fontsize="x-small")
             fixed = "m={}, ".format(int(s["width"].iloc[0]))
             fixed += (f"N={int(s['n_samples'].iloc[0])}" if xcol == "depth"
@@ -711,6 +723,9 @@ def plot_spread_vs_width(summary: pd.DataFrame, out_stem) -> list[str]:
                     color="grey", label="reference slope -1/2")
             ax.set_xscale("log")
             ax.set_yscale("log")
+            ticks = sorted(set(int(v) for v in g["width"]))
+            ax.set_xticks(ticks, [str(t) for t in ticks])
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.legend(fontsize="small")
         ax.set_xlabel("width $m$")
         ax.set_ylabel("std of ratio over samples (mean over layers)")

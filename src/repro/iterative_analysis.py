@@ -143,9 +143,14 @@ def _with_ids(frame: pd.DataFrame, ids: dict) -> pd.DataFrame:
     frame = frame.copy()
     for i, (k, v) in enumerate(ids.items()):
         frame.insert(i, k, v)
+    return _clean_note(frame)
+
+
+def _clean_note(frame: pd.DataFrame) -> pd.DataFrame:
+    """`note` as strings, "" where empty (CSV readers turn empty notes into NaN)."""
     if "note" not in frame:
         frame["note"] = ""
-    frame["note"] = frame["note"].fillna("")
+    frame["note"] = frame["note"].astype(object).where(frame["note"].notna(), "")
     return frame
 
 
@@ -155,9 +160,7 @@ def _skipped(ids: dict, reason: str) -> pd.DataFrame:
 
 def _mark_missing(frame: pd.DataFrame, reason: str) -> pd.DataFrame:
     """Non-finite values become NaN with a reason in `note` (never a number)."""
-    frame = frame.copy()
-    if "note" not in frame:
-        frame["note"] = ""
+    frame = _clean_note(frame.copy())
     bad = ~np.isfinite(frame["value"].astype(float))
     frame.loc[bad, "value"] = np.nan
     frame.loc[bad & (frame["note"] == ""), "note"] = reason
@@ -455,9 +458,7 @@ def _read_all(paths) -> pd.DataFrame:
     frames = [pd.read_csv(p, keep_default_na=True) for p in paths]
     frames = [f for f in frames if len(f)]
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=ID_COLUMNS + ["metric", "value"])
-    if "note" in out:
-        out["note"] = out["note"].fillna("")
-    return out
+    return _clean_note(out)
 
 
 def seed_summary(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -511,9 +512,7 @@ def read_tables(table_dir) -> dict[str, pd.DataFrame]:
     out = {}
     for name in TABLES:
         frame = pd.read_csv(Path(table_dir) / f"{name}.csv")
-        if "note" in frame:
-            frame["note"] = frame["note"].fillna("")
-        out[name] = frame
+        out[name] = _clean_note(frame) if "note" in frame else frame
     return out
 
 

@@ -301,19 +301,24 @@ def runs_table(results: list[dict], experiments: dict) -> pd.DataFrame:
 def runs_wide(table: pd.DataFrame) -> pd.DataFrame:
     """One row per run, one column per metric (for plots, claims and Markdown)."""
     keys = [c for c in RUN_COLUMNS if c not in ("metric", "value", "stderr")]
-    if table.empty:
-        return pd.DataFrame(columns=keys + ["lambda_max", "hessian_trace", "hessian_trace_stderr"]
-                            + list(FINAL_METRICS))
-    t = table.copy()
-    t["target_loss"] = t["target_loss"].astype(object).where(t["target_loss"].notna(), "none")
-    t["note"] = t["note"].fillna("")
-    wide = t.pivot_table(index=keys, columns="metric", values="value", aggfunc="first", dropna=False).reset_index()
-    se = t[t.metric == "hessian_trace"].set_index(["experiment", "run"])["stderr"]
-    wide["hessian_trace_stderr"] = [se.get((e, r), math.nan) for e, r in zip(wide.experiment, wide.run)]
-    wide["target_loss"] = pd.to_numeric(wide["target_loss"].replace("none", np.nan))
-    wide.columns.name = None
+    columns = keys + ["lambda_max", "hessian_trace", "hessian_trace_stderr", "subset_loss", *FINAL_METRICS]
+    rows = []
+    for _, g in table.groupby(["experiment", "run"], sort=False):
+        first = g.iloc[0]
+        row = {k: first[k] for k in keys}
+        row["note"] = "" if pd.isna(row["note"]) else row["note"]
+        for _, r in g.iterrows():
+            row[r.metric] = r.value
+            if r.metric == "hessian_trace":
+                row["hessian_trace_stderr"] = r.stderr
+        rows.append(row)
+    wide = pd.DataFrame(rows)
+    for col in columns:
+        if col not in wide:
+            wide[col] = np.nan if col not in ("matched", "equal_ratio") else False
     for col in ("matched", "equal_ratio"):
         wide[col] = wide[col].astype(bool)
+    wide = wide[columns + [c for c in wide.columns if c not in columns]]
     return wide.sort_values(["lr_over_batch", "lr", "seed"]).reset_index(drop=True)
 
 

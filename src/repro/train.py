@@ -112,6 +112,44 @@ def _save_checkpoint(ckpt_dir: Path, state: dict) -> None:
     io.save_torch(state, last)
 
 
+def snapshot_steps(snaps: list[float], epoch: int, n_steps: int) -> dict[int, float]:
+    """{step within epoch (1-based): snapshot epoch} for snapshots due in this epoch."""
+    due = {}
+    for e in snaps:
+        if epoch - 1 < e <= epoch:
+            i = round((e - (epoch - 1)) * n_steps)
+            if i >= 1:
+                due[i] = e
+    return due
+
+
+def run_epoch(model, opt, x, y, batch_size, gen, tr, step, threshold, on_step=None):
+    """One pass over (x, y) in the order drawn from `gen`, dropping the last partial batch.
+
+    Returns (mean mini-batch loss, global step, offending loss or None). A loss that is
+    not finite or above `threshold` stops the epoch before its update (divergence).
+    """
+    order = torch.randperm(len(x), generator=gen).to(x.device)
+    n_steps = len(x) // batch_size
+    model.train()
+    total = 0.0
+    for i in range(n_steps):
+        idx = order[i * batch_size:(i + 1) * batch_size]
+        xb = augment(x[idx], gen, tr.get("translate", 0), tr.get("flip", False))
+        loss = F.cross_entropy(model(xb), y[idx])
+        value = loss.item()
+        if not math.isfinite(value) or value > threshold:
+            return total / max(i, 1), step, value
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        total += value
+        if on_step is not None:
+            on_step(i + 1, step)
+    return total / max(n_steps, 1), step, None
+
+
 def train_run(cfg: dict, data: Dataset, out_dir, ckpt_dir, device="cpu", snapshot_epochs=()) -> dict:
     """Train one run to completion (or divergence / target loss); returns status.json's dict."""
     out_dir, ckpt_dir = Path(out_dir), Path(ckpt_dir)
@@ -168,31 +206,19 @@ def train_run(cfg: dict, data: Dataset, out_dir, ckpt_dir, device="cpu", snapsho
         for group in opt.param_groups:
             group["lr"] = lr
         gen = _epoch_generator(seed, epoch)
-        order = torch.randperm(len(x_tr), generator=gen).to(device)
-        n_steps = len(x_tr) // bs
-        due = {s: e for e in snaps if epoch - 1 < e <= epoch
-               for s in [round((e - (epoch - 1)) * n_steps)] if s >= 1}
-        model.train()
-        total, diverged = 0.0, False
-        for i in range(n_steps):
-            idx = order[i * bs:(i + 1) * bs]
-            xb = augment(x_tr[idx], gen, tr.get("translate", 0), tr.get("flip", False))
-            loss = F.cross_entropy(model(xb), y_tr[idx])
-            if not torch.isfinite(loss) or loss.item() > threshold:
-                diverged = True
-                break
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            total += loss.item()
-            if i + 1 in due:
-                save_snapshot(due[i + 1], step, lr, bs)
+        due = snapshot_steps(snaps, epoch, len(x_tr) // bs)
+
+        def on_step(i, step_no, due=due, lr=lr, bs=bs):
+            if i in due:
+                save_snapshot(due[i], step_no, lr, bs)
+
+        mean_loss, step, bad_loss = run_epoch(model, opt, x_tr, y_tr, bs, gen, tr, step, threshold, on_step)
+        diverged = bad_loss is not None
         if diverged:
-            status, reason = "diverged", f"loss {loss.item():.4g} at epoch {epoch}, step {step}"
+            status, reason = "diverged", f"loss {bad_loss:.4g} at epoch {epoch}, step {step}"
             log.warning("run diverged: %s", reason)
             break
-        row = eval_row(epoch, step, lr, bs, total / max(n_steps, 1))
+        row = eval_row(epoch, step, lr, bs, mean_loss)
         history.append(row)
         timing.append(dict(epoch=epoch, wall_s=time.perf_counter() - t0))
         log.info("epoch %d/%d step %d lr %.4g bs %d train_loss %.4f train_acc %.4f test_acc %.4f",

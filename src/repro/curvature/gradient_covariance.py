@@ -166,6 +166,7 @@ def _per_example_vmap(model, loss_fn, batches, names, params, chunk_size) -> Ten
     return torch.cat(rows)
 
 
+@torch.enable_grad()
 def _weighted_gradients(model, loss_fn, batches, W: Tensor, chunk_size: int) -> Tensor:
     """Columns Σ_m W[m, j] g_m (P × J): one forward and J backward passes per chunk."""
     names, params = trainable(model)
@@ -174,8 +175,7 @@ def _weighted_gradients(model, loss_fn, batches, W: Tensor, chunk_size: int) -> 
     out = torch.zeros(sum(p.numel() for p in params), W.shape[1], device=W.device, dtype=W.dtype)
     m0 = 0
     for chunk in _chunks(batches, chunk_size):
-        with torch.enable_grad():
-            losses = _segment_losses(model, loss_fn, chunk)
+        losses = _segment_losses(model, loss_fn, chunk)
         for j in range(W.shape[1]):
             obj = (losses * W[m0:m0 + len(chunk), j]).sum()
             out[:, j] += flatten(torch.autograd.grad(obj, params, retain_graph=j + 1 < W.shape[1])).detach()

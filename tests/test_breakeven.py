@@ -1,0 +1,376 @@
+"""Paper D (break-even point): every metric against an independent exact computation in
+float64 on tiny cases (dense matrices, explicit loops), plus tables, sweeps and claims."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from repro import breakeven_analysis as be
+from repro import io
+from repro.models import build_model
+
+
+@pytest.fixture(autouse=True)
+def float64_one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def close(a, b, rtol=1e-7, atol=1e-10):
+    return np.allclose(np.asarray(a, dtype=float), np.asarray(b, dtype=float), rtol=rtol, atol=atol)
+
+
+# ------------------------------------------------------------------ the K spectrum from a Gram matrix
+
+
+def dense_covariance(phi: torch.Tensor, ddof: int = 1):
+    """K = 1/(M - ddof) sum (g - gbar)(g - gbar)^T as a dense P x P matrix, eigh."""
+    centred = phi - phi.mean(0, keepdim=True)
+    K = torch.zeros(phi.shape[1], phi.shape[1], dtype=torch.float64)
+    for g in centred:  # explicit sum of outer products
+        K += torch.outer(g, g)
+    K /= phi.shape[0] - ddof
+    vals, vecs = torch.linalg.eigh(K)
+    return K, vals.flip(0), vecs.flip(1)
+
+
+def test_covariance_metrics_match_the_dense_covariance():
+    gen = torch.Generator().manual_seed(0)
+    M, P, top = 6, 11, 2
+    phi = torch.randn(M, P, generator=gen, dtype=torch.float64) + torch.randn(P, generator=gen, dtype=torch.float64)
+    out = be.covariance_metrics(phi @ phi.T, top=top, ddof=1)
+    K, vals, vecs = dense_covariance(phi)
+    assert close(out["lambda1"], vals[0])
+    assert close(out["lambda_star"], vals[M - 2])           # rank M-1 after centring
+    assert vals[M - 1] < 1e-12 * vals[0]                      # the next one is zero
+    assert close(out["trace"], torch.trace(K))
+    assert close(out["conditioning"], vals[M - 2] / vals[0])
+    assert close(out["trace_over_lambda1"], torch.trace(K) / vals[0])
+    V = vecs[:, :top]
+    ratios = [float(g.norm() / (V @ (V.T @ g)).norm()) for g in phi]  # raw gradients, not centred
+    assert close(out["g_over_gtop"], np.mean(ratios))
+    assert close(out["eigs"][:M - 1], vals[:M - 1])
+
+
+def test_covariance_metrics_normalisation_and_degenerate_cases():
+    phi = torch.tensor([[1.0, 0.0], [3.0, 0.0]], dtype=torch.float64)   # M = 2: one non-zero eigenvalue
+    out = be.covariance_metrics(phi @ phi.T, top=5, ddof=1)
+    # centred: (-1, 0), (1, 0); K = (1 + 1) / (2 - 1) on the first axis
+    assert close(out["lambda1"], 2.0) and close(out["trace"], 2.0) and close(out["lambda_star"], 2.0)
+    # g1 = (1, 0) lies on the top eigenvector: ||g|| / ||P g|| = 1 for both gradients
+    assert close(out["g_over_gtop"], 1.0) and out["n_top"] == 1
+    biased = be.covariance_metrics(phi @ phi.T, ddof=0)
+    assert close(biased["lambda1"], 1.0)
+    with pytest.raises(ValueError):
+        be.covariance_metrics(torch.ones(1, 1))
+
+
+def test_covariance_metrics_of_real_gradients_match_engine_and_explicit_loop():
+    from repro.curvature import grad_covariance_eigs, gradient_gram
+
+    torch.manual_seed(0)
+    model = build_model({"name": "mlp", "depth": 1, "width": 5}, (1, 2, 3), 4).double().eval()
+    x, y = torch.randn(15, 1, 2, 3, dtype=torch.float64), torch.randint(0, 4, (15,))
+    batches = [(x[i:i + 3], y[i:i + 3]) for i in range(0, 15, 3)]
+    loss = nn.CrossEntropyLoss()
+    phi = torch.stack([torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss(model(a), b),
+                                                                             list(model.parameters()))])
+                       for a, b in batches])
+    gram, _, _ = gradient_gram(model, loss, batches, method="loop")
+    ours = be.covariance_metrics(gram, top=2, ddof=1)
+    _, vals, _ = dense_covariance(phi)
+    engine = grad_covariance_eigs(model, loss, batches, ddof=1)
+    assert close(ours["lambda1"], vals[0]) and close(ours["lambda1"], engine["eigs"][0])
+    assert close(ours["lambda_star"], engine["lambda_star"]) and close(ours["trace"], engine["trace"])
+
+
+# ------------------------------------------------------------------ one snapshot, every metric
+
+
+def tiny_bn_cnn():
+    torch.manual_seed(1)
+    model = build_model({"name": "simplecnn", "widths": [2, 2], "hidden": 3, "batch_norm": True}, (1, 10, 10), 3)
+    model = model.double()
+    gen = torch.Generator().manual_seed(2)
+    for m in model.modules():  # non-trivial running statistics and affine parameters
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.copy_(0.1 * torch.randn(m.num_features, generator=gen, dtype=torch.float64))
+            m.running_var.copy_(0.5 + torch.rand(m.num_features, generator=gen, dtype=torch.float64))
+            m.weight.data.copy_(1 + 0.3 * torch.randn(m.num_features, generator=gen, dtype=torch.float64))
+    return model.eval()
+
+
+def tiny_probe(n=40):
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(n, 1, 10, 10, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 3, (n,), generator=gen)
+    settings = dict(probe_seed=5, accuracy_examples=30, hessian_fraction=0.25, hessian_max_examples=None,
+                    covariance_mode="minibatch", covariance_batches=4, covariance_batch_size=6,
+                    covariance_examples=8)
+    return x, y, be.make_probe(x, y, settings)
+
+
+PARAMS = dict(hessian_k=2, hessian_tol=1e-10, hessian_batch_size=4, covariance_top=2,
+              alpha=dict(increase=1.2, max_alpha=1000.0, n_batches=1))
+
+
+def flat_loss(model, x, y):
+    names = [n for n, _ in model.named_parameters()]
+    shapes = [p.shape for _, p in model.named_parameters()]
+
+    def f(theta):
+        parts, i = {}, 0
+        for n, s in zip(names, shapes):
+            k = int(np.prod(s))
+            parts[n] = theta[i:i + k].view(s)
+            i += k
+        return nn.functional.cross_entropy(functional_call(model, parts, (x,)), y)
+    return f, torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+def test_measure_matches_dense_and_explicit_computations():
+    model = tiny_bn_cnn()
+    x, y, probe = tiny_probe()
+    lr, S = 0.3, 5
+    metrics, missing, cost = be.measure(model, probe, PARAMS, lr, S)
+    assert not model.training and missing == {}
+
+    # train loss / accuracy: explicit loop over the accuracy subset
+    px, py = probe["x"], probe["y"]
+    acc_idx = probe["accuracy"]
+    with torch.no_grad():
+        correct = sum(int(model(px[i:i + 1]).argmax() == py[i]) for i in acc_idx)
+        loss = np.mean([float(nn.functional.cross_entropy(model(px[i:i + 1]), py[i:i + 1])) for i in acc_idx])
+    assert close(metrics["train_acc"], correct / len(acc_idx)) and close(metrics["train_loss"], loss)
+
+    # Hessian: dense matrix of the mean loss over the Hessian subset
+    f, theta = flat_loss(model, px[probe["hessian"]], py[probe["hessian"]])
+    H = torch.autograd.functional.hessian(f, theta)
+    eig = torch.linalg.eigvalsh(0.5 * (H + H.T)).flip(0)
+    assert close(metrics["lambda1_H"], eig[0], rtol=1e-6) and close(metrics["lambda2_H"], eig[1], rtol=1e-6)
+    assert close(metrics["lr_lambda1_H"], lr * eig[0], rtol=1e-6)
+
+    # K: dense covariance of the per-batch gradients of the covariance batches
+    phi = torch.stack([torch.func.grad(flat_loss(model, px[row], py[row])[0])(theta) for row in probe["covariance"]])
+    K, vals, vecs = dense_covariance(phi)
+    assert close(metrics["lambda1_K"], vals[0]) and close(metrics["trace_K"], torch.trace(K))
+    assert close(metrics["lambda_star_K"], vals[len(phi) - 2])
+    assert close(metrics["conditioning_K"], vals[len(phi) - 2] / vals[0])
+    V = vecs[:, :2]
+    assert close(metrics["g_over_gtop"], np.mean([float(g.norm() / (V @ (V.T @ g)).norm()) for g in phi]))
+
+    # alpha*: brute-force scan of L(theta - alpha * lr * g) on the same mini-batch (first S
+    # examples of the accuracy subset), eval mode
+    bx, by = px[acc_idx[:S]], py[acc_idx[:S]]
+    fb, _ = flat_loss(model, bx, by)
+    step = lr * torch.func.grad(fb)(theta)
+    target = 1.2 * float(fb(theta))
+    with torch.no_grad():
+        coarse = next(a for a in np.arange(0.01, 1000, 0.01) if float(fb(theta - a * step)) >= target)
+        hit = next(a for a in np.arange(coarse - 0.01, coarse + 1e-5, 1e-5) if float(fb(theta - a * step)) >= target)
+    assert 1 < hit < 1000 and abs(metrics["alpha_star"] - hit) <= 2e-3 * hit
+
+    # ||gamma|| of the last BN layer
+    last_bn = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)][-1]
+    assert close(metrics["gamma_norm"], last_bn.weight.detach().norm())
+
+    assert cost["hessian_products"] > 0 and cost["total_grad_equiv"] > cost["covariance_grad_equiv"] == 24
+
+
+def test_measure_per_example_mode_is_the_example_covariance():
+    model = tiny_bn_cnn()
+    x, y, _ = tiny_probe()
+    settings = dict(probe_seed=0, accuracy_examples=10, hessian_fraction=0.1, hessian_max_examples=None,
+                    covariance_mode="per_example", covariance_batches=2, covariance_batch_size=2,
+                    covariance_examples=7)
+    probe = be.make_probe(x, y, settings)
+    metrics, _, _ = be.measure(model, probe, PARAMS, 0.1, 4)
+    _, theta = flat_loss(model, x[:1], y[:1])
+    idx = probe["covariance"].reshape(-1)
+    phi = torch.stack([torch.func.grad(flat_loss(model, probe["x"][i:i + 1], probe["y"][i:i + 1])[0])(theta)
+                       for i in idx])
+    _, vals, _ = dense_covariance(phi)
+    assert close(metrics["lambda1_K"], vals[0]) and close(metrics["lambda_star_K"], vals[5])
+
+
+def test_alpha_star_beyond_the_limit_is_missing_with_reason():
+    model = tiny_bn_cnn()
+    _, _, probe = tiny_probe()
+    params = dict(PARAMS, alpha=dict(increase=1.2, max_alpha=1e-3, n_batches=1))
+    metrics, missing, _ = be.measure(model, probe, params, 1e-6, 5)
+    assert "alpha_star" not in metrics and "did not reach" in missing["alpha_star"]
+
+
+# ------------------------------------------------------------------ probe subsets
+
+
+def test_probe_subsets_are_fixed_sized_and_point_at_the_right_examples():
+    x = torch.arange(100, dtype=torch.float64).reshape(100, 1, 1, 1)
+    y = torch.arange(100) % 10
+    s = dict(probe_seed=7, accuracy_examples=30, hessian_fraction=0.05, hessian_max_examples=None,
+             covariance_mode="minibatch", covariance_batches=3, covariance_batch_size=8, covariance_examples=4)
+    a, b = be.make_probe(x, y, s), be.make_probe(x, y, s)
+    assert all(torch.equal(a[k], b[k]) for k in ("x", "accuracy", "hessian", "covariance"))
+    assert len(a["accuracy"]) == 30 and len(a["hessian"]) == 5 and a["covariance"].shape == (3, 8)
+    for row in a["covariance"]:
+        assert len(set(row.tolist())) == 8          # without replacement within a batch
+    # positions index the stored union; the stored example is the training example it names
+    for key in ("accuracy", "hessian", "covariance"):
+        pos = a[key].reshape(-1)
+        assert torch.equal(a["x"][pos].reshape(-1), a["train_index"][pos].to(torch.float64))
+    assert len(be.make_probe(x, y, dict(s, hessian_max_examples=2))["hessian"]) == 2
+    other = be.make_probe(x, y, dict(s, probe_seed=8))
+    assert not torch.equal(other["train_index"], a["train_index"])
+    with pytest.raises(ValueError, match="exceeds"):
+        be.make_probe(x, y, dict(s, covariance_batch_size=101))
+
+
+# ------------------------------------------------------------------ snapshot files
+
+
+def test_missing_snapshot_and_nonfinite_weights_are_recorded_with_reasons(tmp_path):
+    status = tmp_path / "status.json"
+    status.write_text(json.dumps({"status": "diverged", "stop_reason": "loss nan at epoch 2, step 40"}))
+    out = tmp_path / "e3.json"
+    rec = be.measure_snapshot_file(tmp_path / "snapshots" / "e3.pt", status, tmp_path / "probe.pt", PARAMS, out,
+                                   ids=dict(experiment="x", run="r"))
+    assert rec["status"] == "missing" and "diverged" in rec["reason"] and "loss nan" in rec["reason"]
+    assert json.loads(out.read_text())["status"] == "missing"
+
+    model = build_model({"name": "mlp", "depth": 1, "width": 3}, (1, 2, 2), 3)
+    state = model.state_dict()
+    state["fc.weight"][0, 0] = float("nan")
+    io.save_torch(dict(state_dict=state, model={"name": "mlp", "depth": 1, "width": 3}, input_shape=[1, 2, 2],
+                       num_classes=3, epoch=1.0, step=5, lr=0.1, batch_size=4), tmp_path / "e1.pt")
+    rec = be.measure_snapshot_file(tmp_path / "e1.pt", status, tmp_path / "probe.pt", PARAMS, tmp_path / "e1.json")
+    assert rec["status"] == "missing" and "non-finite" in rec["reason"] and rec["epoch"] == 1.0
+
+
+# ------------------------------------------------------------------ settings
+
+
+def test_experiment_settings_merge_and_reject_bad_keys():
+    paper = {"threshold_accuracy": 0.6, "probe_seed": 0, "accuracy_examples": 100, "gpu": 0, "paper_reference": [],
+             "hessian": {"fraction": 0.05, "max_examples": None, "k": 5, "tol": 1e-4, "batch_size": 100},
+             "covariance": {"mode": "minibatch", "n_batches": 25, "batch_size": 128, "n_examples": 256, "top": 5},
+             "alpha": {"increase": 1.2, "max_alpha": 100.0, "n_batches": 1}}
+    merged = be.experiment_settings(paper, {"hessian": {"k": 1}, "label": "Net", "threshold_accuracy": 0.9})
+    assert merged["hessian"] == dict(paper["hessian"], k=1) and merged["label"] == "Net"
+    assert merged["threshold_accuracy"] == 0.9 and paper["hessian"]["k"] == 5  # not mutated
+    with pytest.raises(be.BreakevenConfigError, match="hessian"):
+        be.experiment_settings(paper, {"hessian": {"kk": 1}})
+    with pytest.raises(be.BreakevenConfigError, match="threshold"):
+        be.experiment_settings(paper, {"threshold": 0.5})
+    assert be.probe_params(merged)["hessian_fraction"] == 0.05 and be.measure_params(merged)["hessian_k"] == 1
+
+
+# ------------------------------------------------------------------ tables, sweeps, claims
+
+
+def test_threshold_epoch_and_ordered_pairs_by_hand():
+    acc = pd.Series([0.1, 0.4, 0.65, 0.5, 0.9])
+    ep = pd.Series([0, 0.5, 1, 2, 3])
+    assert be.threshold_epoch(acc, ep, 0.6) == 1 and math.isnan(be.threshold_epoch(acc, ep, 0.95))
+    # values 1 < 2 < 3 with metric falling except one tie: 3 pairs, 2 ordered
+    good, total, bad = be.ordered_pairs(np.array([1, 2, 3, 3]), np.array([5.0, 4.0, 4.0, 1.0]), -1)
+    # pairs (1,2) (1,3) (1,3) (2,3) (2,3): ordered all but (2: 4.0, 3: 4.0) tie
+    assert (good, total) == (4, 5) and bad == [(2, 4.0, 3, 4.0)]
+
+
+def run_table(rows):
+    return pd.DataFrame([dict(experiment=e, run=f"lr{lr}_bs{bs}_s{s}", seed=s, model="M", lr=lr, batch_size=bs,
+                              dataset="d", momentum=0.0, epochs=5, status="completed", threshold_epoch=1.0,
+                              reached_threshold=True, valid=True, note="", threshold_accuracy=0.6)
+                         for e, lr, bs, s in rows])
+
+
+def test_find_sweeps():
+    runs = run_table([("a", lr, 128, s) for lr in (0.01, 0.1) for s in (0, 1)] + [("a", 0.01, 512, 0),
+                                                                                   ("b", 0.1, 64, 0)])
+    sweeps = be.find_sweeps(runs)
+    assert [(s["kind"], s["experiment"], s["fixed"], s["values"]) for s in sweeps] == [
+        ("lr", "a", 128, [0.01, 0.1]), ("batch_size", "a", 0.01, [128, 512])]
+
+
+def maxima_table(runs, values, epochs=None):
+    rows = []
+    for (i, r), v in zip(runs.iterrows(), values):
+        for metric in be.MAX_METRICS.values():
+            rows.append(dict({k: r[k] for k in be.RUN_KEYS}, metric=metric, value=v,
+                             epoch_of_max=(epochs or {}).get(r.run, 0.5), threshold_epoch=r.threshold_epoch,
+                             reached_threshold=r.reached_threshold, valid=r.valid, n_points=5, note=r.note))
+    return pd.DataFrame(rows)
+
+
+def test_claims_hold_fail_and_inconclusive_on_synthetic_maxima():
+    runs = run_table([("a", lr, 128, s) for lr in (0.01, 0.03, 0.1) for s in (0, 1)])
+    falling = maxima_table(runs, [9.0, 8.5, 5.0, 4.0, 1.0, 1.2])
+    claims = {c.id: c for c in be.breakeven_claims(falling, runs)}
+    assert claims["D1a"].verdict == "holds" and claims["D1a"].value == 1.0
+    assert claims["D2a"].verdict == "fails" and claims["D2a"].value == 0.0   # same numbers: rises is wrong
+    assert "fails at our scale" in claims["D2a"].note
+    assert claims["D1c"].verdict == "inconclusive"                           # no batch-size sweep
+    assert claims["D3a"].verdict == "holds"
+    # one seed out of order between neighbours: 11/12 pairs ordered, still >= 0.8
+    noisy = maxima_table(runs, [9.0, 4.5, 5.0, 4.0, 1.0, 1.2])
+    assert {c.id: c for c in be.breakeven_claims(noisy, runs)}["D1a"].value == pytest.approx(11 / 12)
+    # a run that never reached the threshold is left out, visibly
+    runs.loc[0, ["valid", "reached_threshold"]] = False
+    runs.loc[0, "note"] = "never reached 60% train accuracy"
+    claims = {c.id: c for c in be.breakeven_claims(maxima_table(runs, [0.1, 8.5, 5.0, 4.0, 1.0, 1.2]), runs)}
+    assert claims["D1a"].verdict == "holds" and "left out" in claims["D1a"].note
+    # late peaks fail D3
+    late = maxima_table(runs, [9.0, 8.5, 5.0, 4.0, 1.0, 1.2], epochs={r: 4.0 for r in runs.run})
+    assert {c.id: c for c in be.breakeven_claims(late, runs)}["D3a"].verdict == "fails"
+
+
+def test_tables_from_records(tmp_path):
+    run_rows = [dict(experiment="e", run=r, seed=0, dataset="d", model="M", lr=lr, batch_size=8, momentum=0.0,
+                     epochs=2, snapshots=[0.0, 1.0, 2.0], threshold_accuracy=0.6) for r, lr in (("a", 0.1), ("b", 1.0))]
+    paths, statuses = [], []
+    accs = {"a": [0.1, 0.7, 0.9], "b": [0.1, 0.2]}
+    lam = {"a": [1.0, 3.0, 2.0], "b": [1.0, 5.0]}
+    for r in ("a", "b"):
+        st = tmp_path / "runs" / "e" / r / "status.json"   # results/runs/{experiment}/{run}/status.json
+        st.parent.mkdir(parents=True)
+        diverged = r == "b"
+        st.write_text(json.dumps(dict(status="diverged" if diverged else "completed", stop_reason="x")))
+        statuses.append(st)
+        for i, ep in enumerate([0.0, 1.0, 2.0]):
+            p = st.parent / f"e{ep:g}.json"
+            if i < len(accs[r]):
+                rec = dict(experiment="e", run=r, snapshot=f"e{ep:g}", epoch=ep, step=i, status="ok", reason="",
+                           metrics=dict(train_acc=accs[r][i], lambda1_K=lam[r][i]), missing={"alpha_star": "why"},
+                           cost=dict(total_s=1.0))
+            else:
+                rec = dict(experiment="e", run=r, snapshot=f"e{ep:g}", status="missing", reason="diverged before")
+            p.write_text(json.dumps(rec))
+            paths.append(p)
+    out = {k: tmp_path / f"{k}.txt" for k in ("trajectories", "trajectories_md", "runs", "maxima", "maxima_md",
+                                              "cost")}
+    ref = [dict(dataset="d", model="M", lr=0.1, batch_size=8, metric="max_lambda1_K", value=0.87)]
+    frames = be.build_tables(paths, statuses, run_rows, ref, out)
+    runs = frames["runs"].set_index("run")
+    assert runs.loc["a", "threshold_epoch"] == 1.0 and runs.loc["a", "valid"]
+    assert not runs.loc["b", "valid"] and "diverged" in runs.loc["b", "note"] and "never reached" in runs.loc["b", "note"]
+    assert runs.loc["b", "n_missing_snapshots"] == 1
+    mx = frames["maxima"].set_index(["run", "metric"])
+    assert mx.loc[("a", "max_lambda1_K"), "value"] == 3.0 and mx.loc[("a", "max_lambda1_K"), "epoch_of_max"] == 1.0
+    assert math.isnan(mx.loc[("a", "max_lambda1_H"), "value"])
+    traj = frames["trajectories"]
+    gone = traj[(traj.run == "b") & (traj.metric == "all")]
+    assert len(gone) == 1 and gone.value.isna().all() and gone.note.iloc[0] == "diverged before"
+    assert traj[(traj.metric == "alpha_star")].value.isna().all()
+    summary = frames["summary"]
+    assert summary[summary.metric == "max_lambda1_K"].paper_value.tolist() == [0.87]
+    assert "0.87" in (tmp_path / "maxima_md.txt").read_text()

@@ -1,0 +1,60 @@
+"""The `iterative` target end to end on a tiny config (digits, three small ResNets, one epoch).
+
+conftest.snakemake puts extra arguments after `--configfile FILE...`, so a bare target would
+be read as one more config file: "--" ends that list (TARGET below).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import CONFIGS, planned_jobs, snakemake
+from repro.claims import COLUMNS, VERDICTS
+from repro.iterative_analysis import FIGURES, TABLES
+
+TARGET = ("--", "iterative")
+
+
+@pytest.mark.slow
+def test_iterative_target_on_tiny_config(workdir):
+    snakemake(workdir, *TARGET, configfiles=("tiny_iterative.yaml",))
+    res = workdir / "results"
+    claims = pd.read_csv(res / "claims" / "iterative.csv")
+    assert list(claims.columns) == COLUMNS
+    assert list(claims["id"]) == ["A1", "A2", "A3", "A4a", "A4b", "A5", "A6", "A7"]
+    assert set(claims["verdict"]) <= set(VERDICTS)
+    assert claims["note"].str.contains("seeds").all()
+    for name in TABLES:
+        assert (res / "tables" / "iterative" / f"{name}.csv").stat().st_size > 0
+        assert (res / "tables" / "iterative" / f"{name}.md").stat().st_size > 0
+    for name in FIGURES:
+        for ext in ("png", "pdf"):
+            assert (res / "figures" / "iterative" / f"{name}.{ext}").stat().st_size > 5000, name
+
+    blocks = pd.read_csv(res / "tables" / "iterative" / "blocks.csv")
+    cos = blocks[(blocks.metric == "cosine") & (blocks.split == "test")]
+    assert sorted(cos.groupby("run").size().to_dict().items()) == [("naive_s0", 6), ("ubn_s0", 6),
+                                                                    ("unshared_s0", 6)]
+    assert cos["value"].between(-1, 1).all()
+    ratio = blocks[blocks.metric == "norm_ratio"]["value"]
+    assert (ratio > 0).all()
+    drop = pd.read_csv(res / "tables" / "iterative" / "drop.csv")
+    assert len(drop[(drop.kind == "shuffle") & (drop.metric == "accuracy")]) == 3  # analysis: {n_shuffles: 1}
+    heads = pd.read_csv(res / "tables" / "iterative" / "heads.csv")
+    assert set(heads.epoch) == {0.0, 0.5, 1.0}
+    table1 = pd.read_csv(res / "tables" / "iterative" / "table1.csv")
+    assert sorted(table1["variant"]) == ["UBN", "naive", "unshared"]
+    assert table1["test_error_mean"].between(0, 100).all()
+
+    # nothing left to do; then a changed analysis setting reruns analysis rules only
+    assert planned_jobs(workdir, *TARGET, configfiles=("tiny_iterative.yaml",)) == {}
+    cfg = yaml.safe_load((CONFIGS / "tiny_iterative.yaml").read_text())
+    cfg["iterative"]["unroll"]["steps"] = 2
+    changed = workdir / "changed.yaml"
+    changed.write_text(yaml.safe_dump(cfg))
+    jobs = planned_jobs(workdir, *TARGET, configfiles=(str(changed),))
+    assert "train" not in jobs and "iterative_snapshot_metrics" not in jobs
+    assert jobs.get("iterative_model_metrics") == 3
+    assert {"iterative_tables", "iterative_figures", "iterative_claims"} <= set(jobs)
