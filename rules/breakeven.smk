@@ -2,10 +2,12 @@
 # breakeven_* experiments, one cached job per snapshot; tables, figures and claims.
 from repro.breakeven_analysis import (
     BreakevenConfigError,
+    dataset_spec,
     experiment_settings,
     measure_params,
+    metric_paths,
     probe_params,
-    run_info,
+    run_rows,
 )
 
 if not config.get("breakeven"):
@@ -31,44 +33,22 @@ except BreakevenConfigError as error:
     raise WorkflowError(f"Invalid configuration: {error}") from None
 
 
-def get_breakeven_metrics():
-    """One JSON per (run, snapshot) of every breakeven run."""
-    return [
-        f"{BREAKEVEN}/{e}/{r}/{snapshot_name(epoch)}.json"
-        for e, r in runs_of(paper="breakeven")
-        for epoch in snapshot_epochs(RUNS[(e, r)])
-    ]
-
-
-def get_breakeven_dataset(wildcards):
-    cfg = RUNS[runs_of(experiment=wildcards.experiment)[0]]
-    keys = ("dataset", "test_fraction", "train_size")
-    return {k: cfg[k] for k in keys if k in cfg}
-
-
-def get_breakeven_runs(wildcards):
-    return [
-        run_info(RUNS[key], BREAKEVEN_SETTINGS[key[0]], snapshot_epochs(RUNS[key]))
-        for key in runs_of(paper="breakeven")
-    ]
-
-
-def breakeven_figure(name):
-    return [f"{BREAKEVEN_FIGURES}/{name}.png", f"{BREAKEVEN_FIGURES}/{name}.pdf"]
-
-
 rule breakeven_probe:
     output:
         f"{BREAKEVEN}/{{experiment}}/probe.pt",
     log:
         f"{RESULTS}/logs/breakeven/probe/{{experiment}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/breakeven/probe/{{experiment}}.tsv"
+    conda:
+        "../envs/repro.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=10,
         gpu=0,
     params:
-        dataset=get_breakeven_dataset,
+        dataset=lambda wildcards: dataset_spec(RUNS, wildcards.experiment),
         probe=lambda wildcards: probe_params(BREAKEVEN_SETTINGS[wildcards.experiment]),
         data_root=config["data_root"],
         download=config["download"],
@@ -89,6 +69,8 @@ rule breakeven_snapshot:
         f"{RESULTS}/benchmarks/breakeven/snapshot/{{experiment}}/{{run}}/{{snapshot}}.tsv"
     group:
         "snapshot_metrics"
+    conda:
+        "../envs/repro.yaml"
     threads: config["threads"]
     resources:
         mem_mb=4000,
@@ -105,7 +87,7 @@ rule breakeven_snapshot:
 
 rule breakeven_tables:
     input:
-        metrics=get_breakeven_metrics(),
+        metrics=metric_paths(RUNS, runs_of(paper="breakeven"), BREAKEVEN),
         status=get_trained("breakeven"),
     output:
         trajectories=f"{BREAKEVEN_TABLES}/trajectories.csv",
@@ -121,13 +103,19 @@ rule breakeven_tables:
         cost=f"{BREAKEVEN_TABLES}/cost.csv",
     log:
         f"{RESULTS}/logs/breakeven/tables.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/breakeven/tables.tsv"
+    conda:
+        "../envs/repro.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
         gpu=0,
     params:
-        runs=get_breakeven_runs,
+        runs=lambda wildcards: run_rows(
+            RUNS, runs_of(paper="breakeven"), BREAKEVEN_SETTINGS
+        ),
         reference=config["breakeven"]["paper_reference"],
     script:
         "../scripts/breakeven_tables.py"
@@ -169,6 +157,10 @@ rule breakeven_figures:
         extra_pdf=f"{BREAKEVEN_FIGURES}/extra.pdf",
     log:
         f"{RESULTS}/logs/breakeven/figures.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/breakeven/figures.tsv"
+    conda:
+        "../envs/repro.yaml"
     threads: 1
     resources:
         mem_mb=2000,
@@ -186,6 +178,8 @@ rule breakeven_claims:
         f"{RESULTS}/claims/breakeven.csv",
     log:
         f"{RESULTS}/logs/breakeven/claims.log",
+    conda:
+        "../envs/repro.yaml"
     threads: 1
     resources:
         mem_mb=1000,
@@ -210,7 +204,11 @@ PAPER_TARGETS["breakeven"] = (
             "cost.csv",
         )
     ]
-    + [path for name in BREAKEVEN_FIGS for path in breakeven_figure(name)]
+    + [
+        f"{BREAKEVEN_FIGURES}/{name}.{ext}"
+        for name in BREAKEVEN_FIGS
+        for ext in ("png", "pdf")
+    ]
     + [f"{RESULTS}/claims/breakeven.csv"]
 )
 if BREAKEVEN_EXPERIMENTS:

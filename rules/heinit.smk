@@ -1,1 +1,213 @@
-# Paper rules for 'heinit' (filled in by its issue).
+# Paper C, "The Benefits of Over-parameterization at Initialization in Deep ReLU Networks"
+# (issue 6): simulations at initialization, no training. One cached job per sweep (paper
+# setting, width, depth, N, fresh samples, real images), then tables, figures and claims.
+# Only a configuration with a `heinit:` section builds the paper's outputs (config.yaml and
+# configs/paper.yaml have one; the tiny test configs of the other papers do not).
+from repro import heinit_analysis as hc
+from repro.data import availability_error
+
+HEINIT_ON = "heinit" in config
+if config.get("heinit") is None:
+    config["heinit"] = {}
+validate(config["heinit"], "../schemas/heinit.schema.yaml")
+
+HEINIT = f"{RESULTS}/metrics/heinit"
+HEINIT_TABLES = f"{RESULTS}/tables/heinit"
+HEINIT_FIGURES = f"{RESULTS}/figures/heinit"
+HEINIT_CATEGORY = "He init (C)"
+HEINIT_REAL = config["heinit"]["real"]["dataset"]
+# figure name -> (caption, subcategory); per_layer_<dataset> is the real-input figure
+HEINIT_FIGS = {
+    "per_layer_paper": ("per_layer", "Per-layer ratios"),
+    f"per_layer_{HEINIT_REAL}": ("real", "Per-layer ratios"),
+    "eps_vs_width": ("eps_width", "Epsilon"),
+    "eps_vs_depth": ("eps_depth", "Epsilon"),
+    "eps_vs_samples": ("eps_samples", "Epsilon"),
+    "spread_vs_width": ("spread", "Spread"),
+    "fresh": ("fresh", "Epsilon"),
+}
+
+if HEINIT_ON:
+    _error = availability_error(
+        HEINIT_REAL, config.get("data_root", "data"), config.get("download", False)
+    )
+    if _error:
+        raise WorkflowError(f"Invalid configuration: heinit.real: {_error}")
+
+
+def heinit_params(sweep):
+    """Shared settings plus the sweep's own section: editing one reruns that sweep only."""
+    return hc.sweep_params(config["heinit"], sweep)
+
+
+def heinit_mem_mb(wildcards):
+    """torch + the largest network's float64 weights + a ~256 MiB chunk, with headroom."""
+    sweep = getattr(wildcards, "sweep", "real")
+    cost = hc.sweep_cost(heinit_params(sweep), sweep)
+    return int(1500 + 1.5 * cost["weights_mib"] + 300)
+
+
+def heinit_runtime(wildcards, attempt):
+    """Minutes at a pessimistic 1 GFLOP/s, at least 10; grows per attempt."""
+    sweep = getattr(wildcards, "sweep", "real")
+    cost = hc.sweep_cost(heinit_params(sweep), sweep)
+    return int((10 + cost["flops"] / 1e9 / 60) * attempt)
+
+
+def heinit_figure(name):
+    caption, subcategory = HEINIT_FIGS[name]
+    return report(
+        f"{HEINIT_FIGURES}/{name}.png",
+        caption=f"../report/heinit_{caption}.rst",
+        category=HEINIT_CATEGORY,
+        subcategory=subcategory,
+    )
+
+
+rule heinit_sweep:
+    output:
+        f"{HEINIT}/{{sweep}}.csv",
+    log:
+        f"{RESULTS}/logs/heinit/{{sweep}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/heinit/{{sweep}}.tsv"
+    wildcard_constraints:
+        sweep="|".join(hc.GAUSSIAN_SWEEPS),
+    conda:
+        "../envs/repro.yaml"
+    threads: config["threads"]
+    resources:
+        mem_mb=heinit_mem_mb,
+        runtime=heinit_runtime,
+        gpu=config["heinit"]["gpu"],
+    params:
+        settings=lambda wildcards: heinit_params(wildcards.sweep),
+        device=config["device"],
+    script:
+        "../scripts/heinit_sweep.py"
+
+
+rule heinit_real:
+    output:
+        f"{HEINIT}/real.csv",
+    log:
+        f"{RESULTS}/logs/heinit/real.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/heinit/real.tsv"
+    conda:
+        "../envs/repro.yaml"
+    threads: config["threads"]
+    resources:
+        mem_mb=heinit_mem_mb,
+        runtime=heinit_runtime,
+        gpu=config["heinit"]["gpu"],
+    params:
+        settings=heinit_params("real"),
+        device=config["device"],
+        data_root=config["data_root"],
+        download=config["download"],
+    script:
+        "../scripts/heinit_real.py"
+
+
+rule heinit_tables:
+    input:
+        [f"{HEINIT}/{sweep}.csv" for sweep in hc.SWEEPS],
+    output:
+        per_layer=f"{HEINIT_TABLES}/per_layer.csv",
+        summary=f"{HEINIT_TABLES}/summary.csv",
+        summary_md=report(
+            f"{HEINIT_TABLES}/summary.md",
+            caption="../report/heinit_summary.rst",
+            category=HEINIT_CATEGORY,
+            subcategory="Tables",
+        ),
+        paper_md=report(
+            f"{HEINIT_TABLES}/per_layer_paper.md",
+            caption="../report/heinit_paper_table.rst",
+            category=HEINIT_CATEGORY,
+            subcategory="Tables",
+        ),
+        glorot=f"{HEINIT_TABLES}/glorot_slopes.csv",
+        glorot_md=report(
+            f"{HEINIT_TABLES}/glorot_slopes.md",
+            caption="../report/heinit_glorot.rst",
+            category=HEINIT_CATEGORY,
+            subcategory="Tables",
+        ),
+    log:
+        f"{RESULTS}/logs/heinit/tables.log",
+    conda:
+        "../envs/repro.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+        gpu=0,
+    script:
+        "../scripts/heinit_tables.py"
+
+
+rule heinit_figures:
+    input:
+        f"{HEINIT_TABLES}/per_layer.csv",
+    output:
+        [heinit_figure(name) for name in HEINIT_FIGS],
+        [f"{HEINIT_FIGURES}/{name}.pdf" for name in HEINIT_FIGS],
+    log:
+        f"{RESULTS}/logs/heinit/figures.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/heinit/figures.tsv"
+    conda:
+        "../envs/repro.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+        gpu=0,
+    params:
+        out_dir=HEINIT_FIGURES,
+    script:
+        "../scripts/heinit_figures.py"
+
+
+rule heinit_claims:
+    input:
+        f"{HEINIT_TABLES}/per_layer.csv",
+    output:
+        f"{RESULTS}/claims/heinit.csv",
+    log:
+        f"{RESULTS}/logs/heinit/claims.log",
+    conda:
+        "../envs/repro.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+        gpu=0,
+    script:
+        "../scripts/heinit_claims.py"
+
+
+if HEINIT_ON:
+    PAPER_TARGETS["heinit"] = (
+        [f"{HEINIT}/{sweep}.csv" for sweep in hc.SWEEPS]
+        + [
+            f"{HEINIT_TABLES}/{name}"
+            for name in (
+                "per_layer.csv",
+                "summary.csv",
+                "summary.md",
+                "per_layer_paper.md",
+                "glorot_slopes.csv",
+                "glorot_slopes.md",
+            )
+        ]
+        + [
+            f"{HEINIT_FIGURES}/{name}.{ext}"
+            for name in HEINIT_FIGS
+            for ext in ("png", "pdf")
+        ]
+        + [f"{RESULTS}/claims/heinit.csv"]
+    )
+    CLAIM_PAPERS.append("heinit")

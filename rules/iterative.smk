@@ -1,71 +1,19 @@
 # Paper A, "Residual Connections Encourage Iterative Inference": the `iterative` target.
 # Per run: final-model block measurements and snapshot measurements (never retrain);
 # then tidy tables, figures and claims (results/{tables,figures}/iterative, results/claims).
+# The logic deciding which files are needed lives in repro.iterative_analysis.
 from repro import iterative_analysis as ia
 
-
 validate(config.setdefault("iterative", {}), "../schemas/iterative.schema.yaml")
-for _name, _exp in config["experiments"].items():
-    if _exp.get("paper") == "iterative":
-        validate(
-            ia.settings_for(config["iterative"], _exp.get("analysis")),
-            "../schemas/iterative.schema.yaml",
-        )
+for _exp in {e for e, _ in ia.paper_runs(RUNS)}:
+    # an experiment's `analysis:` overrides must give valid settings too
+    validate(ia.experiment_settings(config, _exp), "../schemas/iterative.schema.yaml")
 
 ITER_METRICS = f"{RESULTS}/metrics/iterative"
 ITER_TABLES = f"{RESULTS}/tables/iterative"
 ITER_FIGURES = f"{RESULTS}/figures/iterative"
 ITER_CATEGORY = "A: iterative inference"
-
-
-def iterative_settings(wildcards, keys):
-    """Paper-level settings overridden by the experiment's `analysis:`, only `keys`."""
-    exp = config["experiments"][wildcards.experiment]
-    settings = ia.settings_for(config["iterative"], exp.get("analysis"))
-    return {k: settings[k] for k in keys}
-
-
-def get_iterative_span(wildcards):
-    """Top blocks per stage the sharing diagnostics span: the experiment's shared count."""
-    shared = [
-        RUNS[key]["model"].get("shared_blocks", 0)
-        for key in runs_of(experiment=wildcards.experiment)
-    ]
-    return max(shared) or None
-
-
-def get_iterative_measured():
-    """(experiment, run) pairs whose final models get the block measurements."""
-    keep = []
-    for key in runs_of(paper="iterative"):
-        exp = config["experiments"][key[0]]
-        settings = ia.settings_for(config["iterative"], exp.get("analysis"))
-        if ia.variant_of(RUNS[key]["model"]) in settings["measure_variants"]:
-            keep.append(key)
-    return keep
-
-
-def get_iterative_inputs(kind):
-    """Per-run measurement files of one table kind for every run that has them."""
-    keys = (
-        get_iterative_measured()
-        if kind in ia.MODEL_TABLES
-        else runs_of(paper="iterative")
-    )
-    return [f"{ITER_METRICS}/{e}/{r}/{kind}.csv" for e, r in keys]
-
-
-def get_iterative_records(wildcards):
-    return [ia.run_record(RUNS[key]) for key in runs_of(paper="iterative")]
-
-
-def iterative_report(name, subcategory):
-    return report(
-        f"{ITER_FIGURES}/{name}.png",
-        caption=f"../report/iterative_{name}.rst",
-        category=ITER_CATEGORY,
-        subcategory=subcategory,
-    )
+ITER_RUNS = ia.paper_runs(RUNS)
 
 
 rule iterative_model_metrics:
@@ -81,17 +29,21 @@ rule iterative_model_metrics:
         f"{RESULTS}/logs/iterative/model_metrics/{{experiment}}/{{run}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/iterative/model_metrics/{{experiment}}/{{run}}.tsv"
-    params:
-        run=lambda wildcards: RUNS[(wildcards.experiment, wildcards.run)],
-        settings=lambda wildcards: iterative_settings(wildcards, ia.MODEL_KEYS),
-        device=config["device"],
-        data_root=config["data_root"],
-        download=config["download"],
+    conda:
+        "../envs/repro.yaml"
     threads: config["threads"]
     resources:
         mem_mb=4000,
         runtime=30,
-        gpu=0,
+        gpu=config["iterative"]["gpu"],
+    params:
+        run=lambda wildcards: RUNS[(wildcards.experiment, wildcards.run)],
+        settings=lambda wildcards: ia.experiment_settings(
+            config, wildcards.experiment, ia.MODEL_KEYS
+        ),
+        device=config["device"],
+        data_root=config["data_root"],
+        download=config["download"],
     script:
         "../scripts/iterative_model_metrics.py"
 
@@ -107,33 +59,37 @@ rule iterative_snapshot_metrics:
         f"{RESULTS}/logs/iterative/snapshot_metrics/{{experiment}}/{{run}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/iterative/snapshot_metrics/{{experiment}}/{{run}}.tsv"
-    params:
-        run=lambda wildcards: RUNS[(wildcards.experiment, wildcards.run)],
-        epochs=get_snapshot_epochs,
-        span=get_iterative_span,
-        settings=lambda wildcards: iterative_settings(wildcards, ia.SNAPSHOT_KEYS),
-        device=config["device"],
-        data_root=config["data_root"],
-        download=config["download"],
+    conda:
+        "../envs/repro.yaml"
     threads: config["threads"]
     resources:
         mem_mb=4000,
         runtime=30,
-        gpu=0,
+        gpu=config["iterative"]["gpu"],
+    params:
+        run=lambda wildcards: RUNS[(wildcards.experiment, wildcards.run)],
+        epochs=get_snapshot_epochs,
+        span=lambda wildcards: ia.sharing_span(RUNS, wildcards.experiment),
+        settings=lambda wildcards: ia.experiment_settings(
+            config, wildcards.experiment, ia.SNAPSHOT_KEYS
+        ),
+        device=config["device"],
+        data_root=config["data_root"],
+        download=config["download"],
     script:
         "../scripts/iterative_snapshot_metrics.py"
 
 
 rule iterative_tables:
     input:
-        blocks=get_iterative_inputs("blocks"),
-        drop=get_iterative_inputs("drop"),
-        borderline=get_iterative_inputs("borderline"),
-        unroll=get_iterative_inputs("unroll"),
-        heads=get_iterative_inputs("heads"),
-        init=get_iterative_inputs("init"),
-        histories=[f"{run_dir(e, r)}/history.csv" for e, r in runs_of(paper="iterative")],
-        statuses=[f"{run_dir(e, r)}/status.json" for e, r in runs_of(paper="iterative")],
+        blocks=ia.metric_paths(config, RUNS, "blocks", ITER_METRICS),
+        drop=ia.metric_paths(config, RUNS, "drop", ITER_METRICS),
+        borderline=ia.metric_paths(config, RUNS, "borderline", ITER_METRICS),
+        unroll=ia.metric_paths(config, RUNS, "unroll", ITER_METRICS),
+        heads=ia.metric_paths(config, RUNS, "heads", ITER_METRICS),
+        init=ia.metric_paths(config, RUNS, "init", ITER_METRICS),
+        histories=[f"{run_dir(e, r)}/history.csv" for e, r in ITER_RUNS],
+        statuses=[f"{run_dir(e, r)}/status.json" for e, r in ITER_RUNS],
     output:
         csv=expand(f"{ITER_TABLES}/{{name}}.csv", name=ia.TABLES),
         md=expand(f"{ITER_TABLES}/{{name}}.md", name=ia.TABLES[:-1]),
@@ -146,14 +102,15 @@ rule iterative_tables:
         table1_tex=f"{ITER_TABLES}/table1.tex",
     log:
         f"{RESULTS}/logs/iterative/tables.log",
-    params:
-        records=get_iterative_records,
-        out_dir=ITER_TABLES,
+    conda:
+        "../envs/repro.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
         gpu=0,
+    params:
+        records=lambda wildcards: [ia.run_record(RUNS[key]) for key in ITER_RUNS],
     script:
         "../scripts/iterative_tables.py"
 
@@ -162,22 +119,61 @@ rule iterative_figures:
     input:
         expand(f"{ITER_TABLES}/{{name}}.csv", name=ia.TABLES),
     output:
-        cosine=iterative_report("cosine", "Block metrics"),
-        norm_ratio=iterative_report("norm_ratio", "Block metrics"),
-        drop=iterative_report("drop", "Block metrics"),
-        heads=iterative_report("heads", "Refinement"),
-        borderline=iterative_report("borderline", "Refinement"),
-        unroll=iterative_report("unroll", "Refinement"),
-        sharing_init=iterative_report("sharing_init", "Sharing"),
-        sharing_curves=iterative_report("sharing_curves", "Sharing"),
+        cosine=report(
+            f"{ITER_FIGURES}/cosine.png",
+            caption="../report/iterative_cosine.rst",
+            category=ITER_CATEGORY,
+            subcategory="Block metrics",
+        ),
+        norm_ratio=report(
+            f"{ITER_FIGURES}/norm_ratio.png",
+            caption="../report/iterative_norm_ratio.rst",
+            category=ITER_CATEGORY,
+            subcategory="Block metrics",
+        ),
+        drop=report(
+            f"{ITER_FIGURES}/drop.png",
+            caption="../report/iterative_drop.rst",
+            category=ITER_CATEGORY,
+            subcategory="Block metrics",
+        ),
+        heads=report(
+            f"{ITER_FIGURES}/heads.png",
+            caption="../report/iterative_heads.rst",
+            category=ITER_CATEGORY,
+            subcategory="Refinement",
+        ),
+        borderline=report(
+            f"{ITER_FIGURES}/borderline.png",
+            caption="../report/iterative_borderline.rst",
+            category=ITER_CATEGORY,
+            subcategory="Refinement",
+        ),
+        unroll=report(
+            f"{ITER_FIGURES}/unroll.png",
+            caption="../report/iterative_unroll.rst",
+            category=ITER_CATEGORY,
+            subcategory="Refinement",
+        ),
+        sharing_init=report(
+            f"{ITER_FIGURES}/sharing_init.png",
+            caption="../report/iterative_sharing_init.rst",
+            category=ITER_CATEGORY,
+            subcategory="Sharing",
+        ),
+        sharing_curves=report(
+            f"{ITER_FIGURES}/sharing_curves.png",
+            caption="../report/iterative_sharing_curves.rst",
+            category=ITER_CATEGORY,
+            subcategory="Sharing",
+        ),
         pdf=expand(f"{ITER_FIGURES}/{{name}}.pdf", name=ia.FIGURES),
     log:
         f"{RESULTS}/logs/iterative/figures.log",
     benchmark:
         f"{RESULTS}/benchmarks/iterative/figures.tsv"
-    params:
-        table_dir=ITER_TABLES,
-        out_dir=ITER_FIGURES,
+    conda:
+        "../envs/repro.yaml"
     threads: 1
     resources:
         mem_mb=2000,
@@ -194,8 +190,8 @@ rule iterative_claims:
         f"{RESULTS}/claims/iterative.csv",
     log:
         f"{RESULTS}/logs/iterative/claims.log",
-    params:
-        table_dir=ITER_TABLES,
+    conda:
+        "../envs/repro.yaml"
     threads: 1
     resources:
         mem_mb=1000,
@@ -206,9 +202,8 @@ rule iterative_claims:
 
 
 PAPER_TARGETS["iterative"] = (
-    [f"{RESULTS}/claims/iterative.csv"]
+    [f"{RESULTS}/claims/iterative.csv", f"{ITER_TABLES}/table1.tex"]
     + expand(f"{ITER_TABLES}/{{name}}.{{ext}}", name=ia.TABLES, ext=["csv", "md"])
-    + [f"{ITER_TABLES}/table1.tex"]
     + expand(f"{ITER_FIGURES}/{{name}}.{{ext}}", name=ia.FIGURES, ext=["png", "pdf"])
 )
 CLAIM_PAPERS.append("iterative")

@@ -3,7 +3,11 @@
 
 rule run_table:
     output:
-        f"{RESULTS}/run_table.csv",
+        report(
+            f"{RESULTS}/run_table.csv",
+            caption="../report/run_table.rst",
+            category="Run settings",
+        ),
     log:
         f"{RESULTS}/logs/run_table.log",
     localrule: True

@@ -1,7 +1,9 @@
 """Paper A: claims A1-A7 tested on the tidy tables (rule iterative_claims)."""
+from pathlib import Path
+
 from repro.iterative_analysis import write_claims
 from repro.jobs import start_job
 
 log = start_job(snakemake)
-frame = write_claims(snakemake.params.table_dir, snakemake.output[0])
+frame = write_claims(Path(snakemake.input[0]).parent, snakemake.output[0])
 log.info("claims:\n%s", frame[["id", "value", "verdict"]].to_string(index=False))

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -13,6 +14,7 @@ import torch
 
 from conftest import SNAKEMAKE
 from repro import gpus
+from repro.train import resolve_device
 
 
 @pytest.fixture
@@ -137,7 +139,20 @@ def test_no_claim_when_not_asked(sim, monkeypatch, requested, n, slurm):
     with gpus.claimed_device(requested, n) as device:
         assert "CUDA_VISIBLE_DEVICES" not in os.environ
         assert gpus.claim_gpus(2, timeout=0).ids == ["0", "1"]  # nothing was taken
-    assert device == gpus.resolve_device(requested)
+    assert device == resolve_device(requested)
+
+
+def test_claim_for_job_holds_for_the_process_and_is_reused(sim, monkeypatch):
+    monkeypatch.setattr(gpus, "_process_claim", None)
+    job = SimpleNamespace(params={"device": "auto"}, resources={"gpu": 1})
+    device = gpus.claim_for_job(job)
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "0"
+    assert gpus.claim_for_job(job) == device
+    with gpus.job_device(job) as again:  # e.g. scripts/train.py after start_job claimed
+        assert again == device and os.environ["CUDA_VISIBLE_DEVICES"] == "0"
+    assert gpus.claim_gpus(1, timeout=0).ids == ["1"]  # device 0 still held by this "job"
+    gpus._process_claim[0].__exit__(None, None, None)
+    assert gpus.claim_gpus(1, timeout=0).ids == ["0"]
 
 
 SNAKEFILE = """

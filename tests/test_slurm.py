@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from conftest import REPO, snakemake
 from slurm_cluster import SlurmCluster, SlurmUnavailable
-
-pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 RUNS = ("lr0.05_s0", "lr0.1_s0")  # tests/configs/tiny.yaml: experiment `tiny`, grid over lr
 TARGETS = ["results/run_table.csv"] + [f"results/runs/tiny/{r}/status.json" for r in RUNS]
@@ -46,6 +45,8 @@ def _without_venv_on_path(env):
     return {**env, "PATH": path, "VIRTUAL_ENV": "", "PYTHONPATH": ""}
 
 
+@pytest.mark.slurm
+@pytest.mark.slow
 def test_tiny_config_through_slurm_matches_local_run(cluster, tmp_path):
     local, remote = tmp_path / "local", tmp_path / "slurm"
     with ThreadPoolExecutor(1) as pool:  # the local reference run meanwhile, to save time
@@ -81,3 +82,46 @@ def test_tiny_config_through_slurm_matches_local_run(cluster, tmp_path):
     again = snakemake(remote, "--profile", str(REPO / "profiles" / "test-slurm"), "-n", *TARGETS,
                       env=_without_venv_on_path(cluster.env))
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+# ---- the profiles themselves (no cluster needed) ------------------------------------------
+
+PROFILES = REPO / "profiles"
+FORBIDDEN_EXTRA = ("--gres", "--gpus", "--mem", "-t ", "--time", "-p ", "--partition")
+
+
+def profile(name):
+    return yaml.safe_load((PROFILES / name / "config.v8+.yaml").read_text())
+
+
+def test_profiles_are_safe_and_ask_for_gpus_through_resources():
+    assert not (PROFILES / "default").exists()  # would apply to every run, tests included
+    names = sorted(p.name for p in PROFILES.iterdir() if p.is_dir())
+    assert {"local", "slurm", "slurm-gpu", "test-slurm", "workstation-gpus"} <= set(names)
+    for name in names:
+        text = (PROFILES / name / "config.v8+.yaml").read_text()
+        extra = [line for line in text.splitlines() if "slurm_extra" in line and not line.strip().startswith("#")]
+        assert not any(flag in line for line in extra for flag in FORBIDDEN_EXTRA), (name, extra)
+    for name in ("slurm", "slurm-gpu"):
+        cfg = profile(name)
+        assert cfg["executor"] == "slurm" and cfg["retries"] >= 1
+        assert "attempt" in str(cfg["default-resources"]["runtime"])  # grows per retry
+        assert cfg["slurm-status-command"] == "squeue"
+        assert any(g.startswith("snapshot_metrics=") for g in cfg["group-components"])
+    gpu = profile("slurm-gpu")
+    assert gpu["set-resources"]["train"]["gpu"] == 1
+    assert gpu["set-resource-scopes"]["gpu"] == "local" and gpu["resources"]["gpu"] == 1
+    test = profile("test-slurm")  # the local test cluster has no GPUs (no gres.conf)
+    assert test["default-resources"]["gpu"] == 0 and test["set-resources"]["train"]["gpu"] == 0
+    assert test["slurm-status-command"] == "squeue" and test["slurm-init-seconds-before-status-checks"] <= 5
+
+
+@pytest.mark.slow
+def test_gpu_profile_as_snakemake_reads_it(tmp_path):
+    """Snakemake and the plugin accept the profile; training asks for 1 GPU and 4 threads."""
+    proc = snakemake(tmp_path, "--profile", str(PROFILES / "slurm-gpu"), "-n", "--cores", "16")
+    out = proc.stdout + proc.stderr
+    trains = [block for block in out.split("\nrule ")[1:] if block.startswith("train:")]
+    assert len(trains) == len(RUNS)
+    for block in trains:
+        assert "threads: 4" in block and "gpu=1" in block and "runtime=30" in block, block

@@ -205,6 +205,27 @@ def run_info(cfg: dict, settings: dict, snapshot_epochs: list[float]) -> dict:
                 threshold_accuracy=float(settings["threshold_accuracy"]))
 
 
+def run_rows(runs: dict, keys, settings: dict) -> list[dict]:
+    """run_info of each (experiment, run) in keys (RUNS is repro.config.expand_runs' table)."""
+    from .config import snapshot_epochs
+
+    return [run_info(runs[key], settings[key[0]], snapshot_epochs(runs[key])) for key in keys]
+
+
+def metric_paths(runs: dict, keys, base: str) -> list[str]:
+    """The per-snapshot JSON of every (experiment, run) in keys: {base}/{experiment}/{run}/e<epoch>.json."""
+    from .config import snapshot_epochs
+    from .train import snapshot_name
+
+    return [f"{base}/{e}/{r}/{snapshot_name(epoch)}.json" for e, r in keys for epoch in snapshot_epochs(runs[(e, r)])]
+
+
+def dataset_spec(runs: dict, experiment: str) -> dict:
+    """The data an experiment's runs train on (dataset, test_fraction, train_size)."""
+    cfg = next(cfg for (e, _), cfg in runs.items() if e == experiment)
+    return {k: cfg[k] for k in ("dataset", "test_fraction", "train_size") if k in cfg}
+
+
 # ======================================================================== probe subsets
 
 
@@ -635,7 +656,10 @@ def _monotone_claim(cid, statement, maxima, runs, sweeps, kind, metric, directio
         good, total = good + g, total + t
         means = rows.groupby(kind).value.mean()
         trend = ", ".join(f"{v:g}: {m:.4g}" for v, m in means.items())
-        parts.append(f"{sw['name']} [{sw['experiment']}]: {g}/{t} ordered; seed means {trend}")
+        at_init = int((rows.epoch_of_max == 0).sum())
+        parts.append(f"{sw['name']} [{sw['experiment']}]: {g}/{t} ordered; seed means {trend}"
+                     + (f"; {at_init} run(s) peak at initialisation (the same network for every "
+                        f"value of a seed, so their maxima tie)" if at_init else ""))
     value = good / total if total else math.nan
     verdict = compare(value, ">=", MIN_ORDERED_FRACTION)
     note = "; ".join(parts) or "no sweep of this kind"

@@ -189,6 +189,24 @@ def claimed_device(requested: str = "auto", gpus: int = 0, *, folder=None,
         claim.release()
 
 
+_process_claim: tuple[contextlib.AbstractContextManager, "torch.device"] | None = None
+
+
+def claim_for_job(snakemake) -> "torch.device":
+    """Claim the job's GPUs for the rest of this process (released when it exits).
+
+    For ``repro.jobs.start_job``: every script then runs on its own device without
+    changing the script. Later ``job_device`` calls in the same process reuse this claim.
+    """
+    global _process_claim
+    if _process_claim is not None:
+        return _process_claim[1]
+    manager = job_device(snakemake)
+    device = manager.__enter__()  # never exited: the claim lives as long as the process
+    _process_claim = (manager, device)
+    return device
+
+
 def job_gpus(snakemake) -> int:
     """The job's ``gpu`` resource (0 when the rule declares none)."""
     resources = snakemake.resources
@@ -198,6 +216,8 @@ def job_gpus(snakemake) -> int:
 
 def job_device(snakemake, requested: str | None = None, **kwargs):
     """``claimed_device`` for a Snakemake script job: its ``params.device`` and ``gpu`` resource."""
+    if _process_claim is not None:  # the job already holds its devices (claim_for_job)
+        return contextlib.nullcontext(_process_claim[1])
     if requested is None:
         requested = snakemake.params.get("device", "auto") if hasattr(snakemake.params, "get") \
             else getattr(snakemake.params, "device", "auto")

@@ -34,8 +34,14 @@ thresholds are fixed here from theory before looking at results:
 * C2 (per metric): the spread shrinks with width like m^{-1/2}: log-log slope in [-0.7, -0.3].
 * C3 (per metric): at fixed width the deviation grows with depth (Spearman >= 0.8, slope > 0).
 * C4: under Glorot (N(0, 1/m)) the forward ratio decays as 2^{-l/2}: the slope of
-  log(mean ratio) against layer is within max(10%, 3 theoretical standard errors) of
-  -(1/2) log 2 for every Glorot configuration.
+  log(mean ratio) against layer is within 10% relative error of -(1/2) log 2 for every
+  Glorot configuration (a flat rule fixed a priori; the note reports each
+  configuration's error and its theoretical finite-width noise).
+
+The fresh-sample sweep (the same network on new data sets, for the infinite-sample
+extension) is shown as a figure and in the summary table but has no verdict: at its width
+(the paper's m = 100) the theoretical eps(m) is ~91, so a comparison with it cannot fail,
+and own and fresh data sets are exchangeable draws by construction.
 """
 
 from __future__ import annotations
@@ -43,18 +49,15 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402,F401
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-from scipy import stats  # noqa: E402
+from . import heinit
+from .io import atomic_write_text
 
-from . import heinit  # noqa: E402
-from .io import atomic_write_text  # noqa: E402
+# matplotlib, seaborn and scipy.stats are imported on first use (_plotting(), _stats()):
+# the sweep jobs and the workflow's parse step never need them.
+plt = sns = mticker = None
 
 PAPER = "C"
 METRICS = ("forward_ratio", "backward_ratio")
@@ -110,6 +113,12 @@ def make_config(config: dict | None = None) -> dict:
     if isinstance(out["seeds"], (int, np.integer)):
         out["seeds"] = [int(out["seeds"])]
     return out
+
+
+def _stats():
+    from scipy import stats
+
+    return stats
 
 
 # --------------------------------------------------------------------------- tidy rows
@@ -338,7 +347,7 @@ def claim_c1_uniform(summary: pd.DataFrame, metric: str = "forward_ratio",
     exceed = (s["eps_max"] > s["eps_theory"]).to_numpy()
     k, n = int(exceed.sum()), len(s)
     delta = float(s["delta"].max())
-    pval = float(stats.binom.sf(k - 1, n, delta)) if k > 0 else 1.0
+    pval = float(_stats().binom.sf(k - 1, n, delta)) if k > 0 else 1.0
     verdict = "holds" if k == 0 else ("fails" if pval < alpha else "inconclusive")
     detail = "; ".join(f"m={int(w)}: {e:.4g} vs {t:.4g}{' (exceeds)' if x else ''}"
                        for w, e, t, x in zip(s["width"], s["eps_max"], s["eps_theory"], exceed))
@@ -349,10 +358,10 @@ def claim_c1_uniform(summary: pd.DataFrame, metric: str = "forward_ratio",
 def loglog_slope(x, y) -> tuple[float, float, float, float]:
     """OLS slope of log y on log x: (slope, stderr, ci95_low, ci95_high)."""
     lx, ly = np.log(np.asarray(x, float)), np.log(np.asarray(y, float))
-    fit = stats.linregress(lx, ly)
+    fit = _stats().linregress(lx, ly)
     n = len(lx)
     if n > 2:
-        q = stats.t.ppf(0.975, n - 2) * fit.stderr
+        q = _stats().t.ppf(0.975, n - 2) * fit.stderr
     else:
         q = float("nan")
     return float(fit.slope), float(fit.stderr), float(fit.slope - q), float(fit.slope + q)
@@ -411,7 +420,7 @@ def claim_c3(summary: pd.DataFrame, metric: str = "forward_ratio",
             verdicts.append("inconclusive")
             notes.append(f"m={width}: fewer than 3 depths")
             continue
-        rho = float(stats.spearmanr(g["depth"], g["eps_measured"]).statistic)
+        rho = float(_stats().spearmanr(g["depth"], g["eps_measured"]).statistic)
         slope = loglog_slope(g["depth"], g["eps_measured"])[0]
         values.append(rho)
         if rho >= min_spearman and slope > 0:
@@ -439,13 +448,15 @@ def _slope_se_factor(depth: int) -> float:
     return float(np.sqrt((tail ** 2).sum()))
 
 
-def glorot_slope(per_layer: pd.DataFrame, rel_tol: float = C4_REL_TOL) -> pd.DataFrame:
+def glorot_slope(per_layer: pd.DataFrame) -> pd.DataFrame:
     """Per Glorot configuration: OLS slope of log(mean forward ratio) against layer.
 
-    ``se_theory``: finite-width standard error of that slope from theory — each ReLU layer
-    multiplies the squared norm by a factor with relative variance 5/m, i.e. a log-ratio
-    step with std ~ sqrt(5/m)/2 (an upper bound for the sample mean), accumulated as a
-    random walk over the layers. ``tol = max(rel_tol*|s0|, 3*se_theory)``.
+    Columns: the configuration keys, ``slope``, ``rel_err = |slope / s0 - 1|`` with
+    ``s0 = -(1/2) log 2``, and ``se_theory``, the finite-width standard error of that slope
+    from theory — each ReLU layer multiplies the squared norm by a factor with relative
+    variance 5/m, i.e. a log-ratio step with std ~ sqrt(5/m)/2 (an upper bound for the
+    sample mean), accumulated as a random walk over the layers. ``se_theory`` is reported
+    to explain the noise of a configuration; it does not enter the C4 verdict.
     """
     g = _select(per_layer, init="glorot", metric="forward_ratio")
     rows = []
@@ -458,11 +469,10 @@ def glorot_slope(per_layer: pd.DataFrame, rel_tol: float = C4_REL_TOL) -> pd.Dat
             slope = float(np.polyfit(d["layer"].to_numpy(float), y, 1)[0])
         meta = dict(zip(CONFIG_KEYS, key))
         se = 0.5 * math.sqrt(5.0 / meta["width"]) * _slope_se_factor(len(d))
-        tol = max(rel_tol * abs(GLOROT_SLOPE), 3.0 * se)
         rows.append(dict(meta, slope=slope, rel_err=abs(slope / GLOROT_SLOPE - 1.0),
-                         se_theory=se, tol=tol, score=abs(slope - GLOROT_SLOPE) / tol))
-    return pd.DataFrame(rows, columns=CONFIG_KEYS + ["slope", "rel_err", "se_theory", "tol",
-                                                     "score"])
+                         se_theory=se, rel_se_theory=se / abs(GLOROT_SLOPE)))
+    return pd.DataFrame(rows, columns=CONFIG_KEYS + ["slope", "rel_err", "se_theory",
+                                                     "rel_se_theory"])
 
 
 def claim_c4(per_layer: pd.DataFrame, rel_tol: float = C4_REL_TOL) -> dict:
@@ -470,29 +480,43 @@ def claim_c4(per_layer: pd.DataFrame, rel_tol: float = C4_REL_TOL) -> dict:
 
     Each ReLU layer with variance 1/m halves the expected squared norm, so
     ratio_l ~ 2^{-l/2}: log ratio is linear in l with slope s0 = -(1/2) log 2 = -0.3466.
-    The finite-width bias of the slope is about -5/(8m) (<= 2% of s0 at m >= 100); its
-    finite-width noise has the theoretical standard error ``se_theory`` of
-    :func:`glorot_slope` (one network per configuration: at m=500, L=2 it is ~14% of s0, so a
-    flat 10% rule would reject a true claim on noise alone). Per configuration the
-    tolerance is max(10% of |s0|, 3 se_theory); statistic = max over configurations of
-    |slope - s0| / tolerance; holds if <= 1.
+    A priori rule (fixed before any result was seen): the fitted slope of log(mean ratio)
+    against layer is within 10% relative error of s0 for every Glorot configuration;
+    statistic = max over configurations of |slope / s0 - 1|; holds if <= 0.10, else fails.
+
+    The finite-width bias of the slope is about -5/(8m) (<= 2% of s0 at m >= 100). One
+    network per configuration also has finite-width noise (``se_theory`` of
+    :func:`glorot_slope`): with a single layer step (L = 2) at m = 500 it is ~14% of s0, so
+    such a configuration can miss the 10% rule on noise alone. The note lists every
+    configuration's error and noise level; the verdict is the rule's, not adjusted for them.
     """
     cid = "C4-forward"
     statement = ("Glorot init (N(0,1/m)): the forward ratio decays geometrically with depth, "
                  "ratio_l ~ 2^(-l/2)")
-    thr = "max |slope - s0| / max(0.1|s0|, 3 se_theory) <= 1, s0 = -0.5 log 2"
-    sl = glorot_slope(per_layer, rel_tol)
-    if sl.empty or not np.all(np.isfinite(sl["score"])):
-        return _record(cid, statement, "slope of log mean ratio vs layer", thr, None,
-                       "inconclusive", "no Glorot configuration with finite ratios")
-    i = int(np.argmax(sl["score"].to_numpy()))
-    worst = float(sl["score"].iloc[i])
+    thr = f"max |slope / s0 - 1| <= {rel_tol:g}, s0 = -0.5 log 2"
+    statistic = "worst relative error of the slope of log mean ratio vs layer over Glorot configurations"
+    sl = glorot_slope(per_layer)
+    if sl.empty or not np.all(np.isfinite(sl["rel_err"])):
+        return _record(cid, statement, statistic, thr, None, "inconclusive",
+                       "no Glorot configuration with finite ratios")
+    i = int(np.argmax(sl["rel_err"].to_numpy()))
+    worst = float(sl["rel_err"].iloc[i])
+    over = sl[sl["rel_err"] > rel_tol]
     detail = "; ".join(f"{r.sweep}/{r.inputs} m={int(r.width)} L={int(r.depth)} seed={r.seed}: "
-                       f"slope {r.slope:.4f} (rel err {r.rel_err:.1%}, tol {r.tol:.3f})"
+                       f"slope {r.slope:.4f}, rel err {r.rel_err:.1%} "
+                       f"(theoretical noise {r.rel_se_theory:.1%})"
                        for r in sl.itertuples())
-    return _record(cid, statement, "worst |slope - s0| / tolerance over Glorot configurations",
-                   thr, worst, "holds" if worst <= 1 else "fails",
-                   f"s0 = {GLOROT_SLOPE:.4f}; {detail}")
+    if over.empty:
+        head = f"all {len(sl)} Glorot configurations within {rel_tol:.0%} of s0 = {GLOROT_SLOPE:.4f}"
+    else:
+        names = ", ".join(f"m={int(r.width)} L={int(r.depth)}" for r in over.itertuples())
+        head = (f"{len(over)} of {len(sl)} Glorot configurations miss the {rel_tol:.0%} rule "
+                f"({names}); the slope is fitted on one network per configuration, and with "
+                "few layers (at L=2 a single layer step) its finite-width noise (std of one "
+                "log-ratio step ~ sqrt(5/m)/2, given per configuration below) is comparable "
+                f"to the tolerance; s0 = {GLOROT_SLOPE:.4f}")
+    return _record(cid, statement, statistic, thr, worst,
+                   "holds" if worst <= rel_tol else "fails", f"{head}; {detail}")
 
 
 def evaluate_claims(per_layer: pd.DataFrame) -> list[dict]:
@@ -525,6 +549,149 @@ def write_table(frame: pd.DataFrame, csv_path=None, md_path=None, floatfmt: str 
         atomic_write_text(md_path, body + "\n")
 
 
+# --------------------------------------------------------------------------- workflow entry points
+
+SWEEPS = ("paper", "width", "depth", "samples", "fresh", "real")
+GAUSSIAN_SWEEPS = SWEEPS[:-1]
+SECTIONS = {"paper": "paper", "width": "width_sweep", "depth": "depth_sweep",
+            "samples": "samples_sweep", "fresh": "fresh", "real": "real"}
+COMMON_KEYS = ("seeds", "input_dim", "n_outputs", "delta", "dtype", "chunk_size")
+_SWEEP_FN = {"paper": sweep_paper, "width": sweep_width, "depth": sweep_depth,
+             "samples": sweep_samples, "fresh": sweep_fresh}
+
+
+def sweep_params(settings: dict, sweep: str) -> dict:
+    """Exactly what defines one sweep's numbers: the shared keys and the sweep's own section.
+
+    ``settings`` is the workflow's ``heinit:`` config (schema defaults filled in). The
+    rules pass this through ``params:``, so editing one sweep's section reruns that sweep
+    only, and editing a shared key (seeds, dtype ...) reruns every sweep. ``input_dim`` is
+    left out for the real-input sweep (the images fix it).
+    """
+    if sweep not in SECTIONS:
+        raise ValueError(f"sweep must be one of {SWEEPS}, got {sweep!r}")
+    keys = [k for k in COMMON_KEYS if not (sweep == "real" and k == "input_dim")]
+    out = {k: settings[k] for k in keys if k in settings}
+    out[SECTIONS[sweep]] = dict(settings[SECTIONS[sweep]])
+    return out
+
+
+def _configurations(params: dict, sweep: str, real_shape=(5000, 784)):
+    """(width, depth, n_samples, input_dim) of every network a sweep simulates."""
+    cfg = make_config(params)
+    p = cfg[SECTIONS[sweep]]
+    n_seeds, n_inits, d = len(cfg["seeds"]), len(p["inits"]), int(cfg["input_dim"])
+    if sweep == "width":
+        confs = [(m, p["depth"], p["n_samples"], d) for m in p["widths"]]
+    elif sweep == "depth":
+        confs = [(p["width"], L, p["n_samples"], d) for L in p["depths"]]
+    elif sweep == "samples":
+        confs = [(p["width"], p["depth"], n, d) for n in p["n_samples"]]
+    elif sweep == "fresh":
+        confs = [(p["width"], p["depth"], p["n_samples"], d)] * (int(p["n_batches"]) + 1)
+    elif sweep == "real":
+        n = real_shape[0] if p.get("n_samples") is None else min(p["n_samples"], real_shape[0])
+        confs = [(p["width"], p["depth"], n, real_shape[1])]
+    else:
+        confs = [(p["width"], p["depth"], p["n_samples"], d)]
+    return [tuple(int(v) for v in c) for c in confs] * (n_seeds * n_inits)
+
+
+def sweep_cost(params: dict, sweep: str, real_shape=(5000, 784)) -> dict:
+    """Work and memory of one sweep, for the rules' resources and the performance notes.
+
+    flops: 2 N m (n + 2 (L-1) m) + lower-order terms summed over networks (forward and
+    backward matmuls); weights_mib: the largest network's weights in float64 (they are
+    drawn in float64 before any cast).
+    """
+    confs = _configurations(params, sweep, real_shape)
+    flops = sum(2.0 * n * m * (d + 2.0 * (L - 1) * m) for m, L, n, d in confs)
+    weights = max(8.0 * (m * d + (L - 1) * m * m) for m, L, n, d in confs) / 2 ** 20
+    return {"flops": flops, "weights_mib": weights, "networks": len(confs)}
+
+
+def load_real_inputs(dataset: str = "mnist5k", n_samples: int | None = None, seed: int = 0,
+                     data_root="data", download: bool = False) -> np.ndarray:
+    """Images of a dataset as flattened float64 rows (N, C*H*W), train and test splits together.
+
+    Loaded with :func:`repro.data.load_dataset` (pixels standardised with the training
+    split's mean and std, as the training pipeline sees them; the ratios do not depend on
+    the scale). ``n_samples`` (None: all) keeps a seeded random subset, in dataset order.
+    """
+    from .data import load_dataset
+
+    ds = load_dataset(dataset, data_root=data_root, download=download)
+    X = _flatten_rows(ds.x_train, ds.x_test)
+    if n_samples is not None and int(n_samples) < len(X):
+        keep = np.sort(np.random.default_rng(int(seed)).choice(len(X), int(n_samples),
+                                                               replace=False))
+        X = X[keep]
+    return X
+
+
+def _flatten_rows(*tensors) -> np.ndarray:
+    """Rows of the given (N_i, ...) tensors, flattened and stacked, as float64 NumPy."""
+    return np.concatenate([np.asarray(t.reshape(len(t), -1).cpu().numpy(), dtype=np.float64)
+                           for t in tensors])
+
+
+def run_sweep(sweep: str, params: dict, device: str = "auto", X_real=None,
+              real_name: str = "mnist5k") -> pd.DataFrame:
+    """One sweep's per-layer table from :func:`sweep_params`-style settings."""
+    cfg = dict(params, device=device)
+    if sweep == "real":
+        if X_real is None:
+            raise ValueError("the real-input sweep needs X_real")
+        return sweep_real(X_real, cfg, real_name)
+    if sweep not in _SWEEP_FN:
+        raise ValueError(f"sweep must be one of {SWEEPS}, got {sweep!r}")
+    return _SWEEP_FN[sweep](cfg)
+
+
+def write_sweep(frame: pd.DataFrame, path) -> None:
+    atomic_write_text(path, frame.to_csv(index=False))
+
+
+def read_per_layer(paths) -> pd.DataFrame:
+    """Concatenate sweep CSVs (one per sweep) into the per-layer table, columns in order."""
+    frames = [pd.read_csv(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
+    frames = [f for f in frames if len(f)]
+    return (pd.concat(frames, ignore_index=True)[PER_LAYER_COLUMNS] if frames
+            else pd.DataFrame(columns=PER_LAYER_COLUMNS))
+
+
+def paper_table(per_layer: pd.DataFrame) -> pd.DataFrame:
+    """The authors' figure in numbers: per-layer mean and std of both ratios, paper setting."""
+    d = _select(per_layer, sweep="paper")
+    cols = ["init", "width", "depth", "n_samples", "seed", "metric", "layer", "mean", "std"]
+    return d[cols].sort_values(["seed", "init", "metric", "layer"], kind="stable")
+
+
+def build_tables(sweep_paths, out: dict) -> dict:
+    """Per-layer, summary, paper-setting and Glorot-slope tables (CSV + Markdown).
+
+    ``out`` maps names to paths: per_layer, summary, summary_md, paper_md, glorot, glorot_md
+    (any missing name is skipped). Returns the frames by name.
+    """
+    per_layer = read_per_layer(sweep_paths)
+    frames = {"per_layer": per_layer, "summary": summarize(per_layer),
+              "paper": paper_table(per_layer), "glorot": glorot_slope(per_layer)}
+    write_table(frames["per_layer"], out.get("per_layer"))
+    write_table(frames["summary"], out.get("summary"), out.get("summary_md"))
+    write_table(frames["paper"], None, out.get("paper_md"))
+    write_table(frames["glorot"], out.get("glorot"), out.get("glorot_md"))
+    return frames
+
+
+def write_claims(per_layer_path, csv_path) -> pd.DataFrame:
+    """Evaluate every paper-C claim on the per-layer table; write results/claims/heinit.csv."""
+    from .claims import Claim, to_frame
+
+    frame = to_frame([Claim(**r) for r in evaluate_claims(read_per_layer(per_layer_path))])
+    atomic_write_text(csv_path, frame.to_csv(index=False))
+    return frame
+
+
 # --------------------------------------------------------------------------- figures
 
 HE_TITLE = "He = N(0, 2/fan-out), the paper's convention"
@@ -532,6 +699,26 @@ _LABEL = {"forward_ratio": r"forward  $\|h_l\| / \|x\|$",
           "backward_ratio": r"backward  $\|\partial\ell/\partial W_l\|_F / (\|x\|\,\|\delta\|)$"}
 _INIT_LABEL = {"he": "He N(0,2/fan-out)", "he_fanin": "He N(0,2/fan-in)",
                "glorot": "Glorot N(0,1/fan-out)", "glorot_uniform": "Glorot uniform"}
+# one colour per initialisation and per metric in every figure (filled by _plotting())
+_INIT_COLOUR: dict = {}
+_METRIC_COLOUR: dict = {}
+
+
+def _plotting() -> None:
+    """Import matplotlib (Agg backend) and seaborn once, and fix the colours."""
+    global plt, sns, mticker
+    if plt is not None:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as pyplot
+    import matplotlib.ticker as ticker
+    import seaborn
+
+    plt, sns, mticker = pyplot, seaborn, ticker
+    _INIT_COLOUR.update(zip(heinit.INITS, seaborn.color_palette("deep", len(heinit.INITS))))
+    _METRIC_COLOUR.update(zip(METRICS, seaborn.color_palette("dark", 6)[2:4]))
 
 
 def _stem(path) -> Path:
@@ -541,6 +728,7 @@ def _stem(path) -> Path:
 
 def save_figure(fig, out_stem) -> list[str]:
     """Write ``<stem>.png`` (150 dpi) and ``<stem>.pdf``; returns both paths."""
+    _plotting()
     stem = _stem(out_stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [str(stem.with_suffix(".png")), str(stem.with_suffix(".pdf"))]
@@ -551,6 +739,7 @@ def save_figure(fig, out_stem) -> list[str]:
 
 
 def _style():
+    _plotting()
     return sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=1.15)
 
 
@@ -573,6 +762,14 @@ def _seed_mean(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return frame.groupby(keys, as_index=False, sort=False)[num].mean()
 
 
+def _seed_points(ax, raw: pd.DataFrame, metric: str, xcol: str, colour) -> None:
+    """With several seeds, each network's eps as a small dot beside the seed mean."""
+    r = raw[raw["metric"] == metric]
+    if r["seed"].nunique() > 1:
+        ax.plot(r[xcol], r["eps_measured"], ".", color=colour, alpha=0.45, ms=5,
+                label=f"{_short(metric)}: one network per seed")
+
+
 def plot_per_layer(per_layer: pd.DataFrame, out_stem, sweep: str = "paper",
                    inputs: str = "gaussian") -> list[str]:
     """Per-layer mean ± std of both ratios, one line per init (He vs Glorot ...), log y.
@@ -585,7 +782,7 @@ def plot_per_layer(per_layer: pd.DataFrame, out_stem, sweep: str = "paper",
     with a, c:
         fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), sharey=True)
         inits = list(dict.fromkeys(d["init"])) if len(d) else []
-        pal = dict(zip(inits, sns.color_palette("deep", max(len(inits), 1))))
+        pal = _INIT_COLOUR
         for ax, metric in zip(axes, METRICS):
             dm = d[d["metric"] == metric]
             if dm.empty:
@@ -621,19 +818,20 @@ def plot_per_layer(per_layer: pd.DataFrame, out_stem, sweep: str = "paper",
 def plot_eps_vs_width(summary: pd.DataFrame, out_stem, delta: float | None = None) -> list[str]:
     """Measured eps (mean ± std, and max) vs width with the theoretical eps(m), log-log."""
     delta = _delta(summary, delta)
-    s = _seed_mean(_select(summary, sweep="width", init="he", inputs="gaussian"),
-                   ["metric", "width", "depth", "n_samples"]).sort_values("width")
+    raw = _select(summary, sweep="width", init="he", inputs="gaussian")
+    s = _seed_mean(raw, ["metric", "width", "depth", "n_samples"]).sort_values("width")
     a, c = _style()
     with a, c:
         fig, ax = plt.subplots(figsize=(7.5, 5))
         if s.empty:
             _empty(ax)
         else:
-            pal = sns.color_palette("deep", 2)
-            for col, metric in zip(pal, METRICS):
+            for metric in METRICS:
+                col = _METRIC_COLOUR[metric]
                 g = s[s["metric"] == metric]
                 ax.errorbar(g["width"], g["eps_measured"], yerr=g["eps_std"], marker="o",
                             capsize=3, color=col, label=f"{_short(metric)}: mean |1-ratio| ± std")
+                _seed_points(ax, raw, metric, "width", col)
                 ax.plot(g["width"], g["eps_max"], marker="^", ls=":", color=col,
                         label=f"{_short(metric)}: max |1-ratio|")
             L, N = int(s["depth"].iloc[0]), int(s["n_samples"].iloc[0])
@@ -644,7 +842,7 @@ def plot_eps_vs_width(summary: pd.DataFrame, out_stem, delta: float | None = Non
             ax.set_yscale("log")
             ticks = sorted(set(int(v) for v in s["width"]))
             ax.set_xticks(ticks, [str(t) for t in ticks])
-            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            ax.xaxis.set_minor_formatter(mticker.NullFormatter())
             ax.legend(fontsize="x-small")
         ax.set_xlabel("width $m$")
         ax.set_ylabel(r"$\epsilon$")
@@ -655,19 +853,20 @@ def plot_eps_vs_width(summary: pd.DataFrame, out_stem, delta: float | None = Non
 def _plot_eps_vs(summary: pd.DataFrame, out_stem, sweep: str, xcol: str, xlabel: str,
                  delta: float | None) -> list[str]:
     delta = _delta(summary, delta)
-    s = _seed_mean(_select(summary, sweep=sweep, init="he", inputs="gaussian"),
-                   ["metric", "width", "depth", "n_samples"]).sort_values(xcol)
+    raw = _select(summary, sweep=sweep, init="he", inputs="gaussian")
+    s = _seed_mean(raw, ["metric", "width", "depth", "n_samples"]).sort_values(xcol)
     a, c = _style()
     with a, c:
         fig, ax = plt.subplots(figsize=(7.5, 5))
         if s.empty:
             _empty(ax)
         else:
-            pal = sns.color_palette("deep", 2)
-            for col, metric in zip(pal, METRICS):
+            for metric in METRICS:
+                col = _METRIC_COLOUR[metric]
                 g = s[s["metric"] == metric]
                 ax.errorbar(g[xcol], g["eps_measured"], yerr=g["eps_std"], marker="o",
                             capsize=3, color=col, label=f"{_short(metric)}: mean |1-ratio| ± std")
+                _seed_points(ax, raw, metric, xcol, col)
                 ax.plot(g[xcol], g["eps_max"], marker="^", ls=":", color=col,
                         label=f"{_short(metric)}: max |1-ratio|")
             g = s[s["metric"] == METRICS[0]]
@@ -677,7 +876,7 @@ def _plot_eps_vs(summary: pd.DataFrame, out_stem, sweep: str, xcol: str, xlabel:
             ax.set_yscale("log")
             ticks = sorted(set(int(v) for v in s[xcol]))
             ax.set_xticks(ticks, [str(t) for t in ticks])
-            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            ax.xaxis.set_minor_formatter(mticker.NullFormatter())
             ax.legend(fontsize="x-small")
             fixed = "m={}, ".format(int(s["width"].iloc[0]))
             fixed += (f"N={int(s['n_samples'].iloc[0])}" if xcol == "depth"
@@ -705,8 +904,8 @@ def plot_spread_vs_width(summary: pd.DataFrame, out_stem) -> list[str]:
         fig, ax = plt.subplots(figsize=(7.5, 5))
         if s.empty:
             _empty(ax)
-        pal = sns.color_palette("deep", 2)
-        for col, metric in zip(pal, METRICS):
+        for metric in METRICS:
+            col = _METRIC_COLOUR[metric]
             g = s[s["metric"] == metric]
             if len(g) < 2:
                 continue
@@ -725,11 +924,50 @@ def plot_spread_vs_width(summary: pd.DataFrame, out_stem) -> list[str]:
             ax.set_yscale("log")
             ticks = sorted(set(int(v) for v in g["width"]))
             ax.set_xticks(ticks, [str(t) for t in ticks])
-            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            ax.xaxis.set_minor_formatter(mticker.NullFormatter())
             ax.legend(fontsize="small")
         ax.set_xlabel("width $m$")
         ax.set_ylabel("std of ratio over samples (mean over layers)")
         ax.set_title(f"Spread of the norm ratios vs width\n[{HE_TITLE}]", fontsize="medium")
+        return save_figure(fig, out_stem)
+
+
+def plot_fresh(summary: pd.DataFrame, out_stem) -> list[str]:
+    """Empirical eps of each He network on its own data set (0) and on fresh ones (1..)."""
+    s = _select(summary, sweep="fresh", init="he", inputs="gaussian")
+    a, c = _style()
+    with a, c:
+        fig, ax = plt.subplots(figsize=(7.5, 5))
+        if s.empty:
+            _empty(ax)
+        else:
+            s = s.copy()
+            s = s.sort_values(["seed", "data_seed"])
+            s["data_set"] = s.groupby(["seed", "metric"]).cumcount()
+            for metric in METRICS:
+                g = s[s["metric"] == metric]
+                for seed, gs in g.groupby("seed"):
+                    ax.errorbar(gs["data_set"], gs["eps_measured"], yerr=gs["eps_std"],
+                                marker="o", capsize=3, color=_METRIC_COLOUR[metric],
+                                alpha=1.0 if seed == g["seed"].min() else 0.5,
+                                label=(f"{_short(metric)}: mean |1-ratio| ± std"
+                                       if seed == g["seed"].min() else None))
+                    ax.plot(gs["data_set"], gs["eps_max"], marker="^", ls=":",
+                            color=_METRIC_COLOUR[metric],
+                            alpha=1.0 if seed == g["seed"].min() else 0.5,
+                            label=(f"{_short(metric)}: max |1-ratio|"
+                                   if seed == g["seed"].min() else None))
+            r = s.iloc[0]
+            ax.axhline(r["eps_theory"], color="black",
+                       label=rf"theory $\epsilon(m)$ ($\delta$={r['delta']:g})")
+            n_sets = int(s["data_set"].max()) + 1
+            ax.set_xticks(range(n_sets), ["own"] + [f"fresh {i}" for i in range(1, n_sets)])
+            ax.set_yscale("log")
+            ax.legend(fontsize="x-small")
+            ax.set_title(f"Same network, fresh samples (m={int(r['width'])}, L={int(r['depth'])}, "
+                         f"N={int(r['n_samples'])} per set)\n[{HE_TITLE}]", fontsize="medium")
+        ax.set_xlabel("data set (Gaussian inputs)")
+        ax.set_ylabel(r"$\epsilon$")
         return save_figure(fig, out_stem)
 
 
@@ -747,4 +985,5 @@ def make_figures(per_layer: pd.DataFrame, out_dir, delta: float | None = None) -
     paths += plot_eps_vs_depth(summary, out / "eps_vs_depth", delta)
     paths += plot_eps_vs_samples(summary, out / "eps_vs_samples", delta)
     paths += plot_spread_vs_width(summary, out / "spread_vs_width")
+    paths += plot_fresh(summary, out / "fresh")
     return paths

@@ -14,10 +14,12 @@ Batch normalisation policy (stated, because interpolated weights do not come wit
 matching statistics):
 
 * ``"recompute"`` (default): the running mean/variance of every BN layer are reset and
-  recomputed at each alpha from the training data (`bn_batches`) as an exact cumulative
-  average (BN momentum None, only the BN layers in train mode, no gradients), then the
-  model is evaluated in eval mode. This gives each interpolated network the statistics
-  it would have had, and is well defined for extrapolation.
+  recomputed at each alpha from training data (`bn_batches`; only the BN layers in train
+  mode, no gradients), then the model is evaluated in eval mode. The running mean becomes
+  the exact mean over all examples of `bn_batches` (batch means weighted by batch size);
+  the running variance the example-weighted mean of the per-batch (unbiased) variances,
+  as ``torch.optim.swa_utils.update_bn`` does (exact for a single batch). This gives each
+  interpolated network the statistics it would have had, also when extrapolating.
 * ``"interpolate"``: the running statistics are interpolated like the weights (running
   variances clamped at 0 when extrapolation makes them negative) and the model is
   evaluated in eval mode with them.
@@ -48,7 +50,9 @@ def alphas_grid(start: float = -1.0, stop: float = 2.0, num: int = 31) -> list[f
 
 
 def interpolate_state(state_1: dict, state_2: dict, alpha: float) -> dict:
-    """(1 - alpha) * state_1 + alpha * state_2 for floating tensors; others from state_1."""
+    """(1 - alpha) * state_1 + alpha * state_2 for floating tensors; others from state_1.
+
+    alpha = 0 and alpha = 1 return exact copies of state_1 / state_2's floating tensors."""
     if state_1.keys() != state_2.keys():
         missing = sorted(set(state_1) ^ set(state_2))
         raise ValueError(f"the two models have different parameters/buffers: {missing[:5]}")
@@ -58,7 +62,9 @@ def interpolate_state(state_1: dict, state_2: dict, alpha: float) -> dict:
         if a.shape != b.shape:
             raise ValueError(f"{key}: shapes differ between the models ({tuple(a.shape)} vs {tuple(b.shape)})")
         if a.is_floating_point():
-            out[key] = (1.0 - alpha) * a + alpha * b.to(a.device, a.dtype)
+            b = b.to(a.device, a.dtype)
+            # the endpoints are the models themselves, bit for bit (also when one is non-finite)
+            out[key] = a.clone() if alpha == 0 else b.clone() if alpha == 1 else (1.0 - alpha) * a + alpha * b
         else:
             out[key] = a.clone()
     return out
@@ -70,8 +76,9 @@ def has_batch_norm(model: nn.Module) -> bool:
 
 @torch.no_grad()
 def recompute_bn_stats(model: nn.Module, batches) -> None:
-    """Reset every BN layer's running stats and recompute them as the exact average over
-    `batches` (list of (x, y)); only BN layers run in train mode; ends in eval mode."""
+    """Reset every BN layer's running stats and recompute them from `batches` (list of
+    (x, y)), weighting each batch by its number of examples; only BN layers run in train
+    mode; ends in eval mode."""
     bns = [m for m in model.modules() if isinstance(m, _BN_TYPES)]
     if not bns:
         return
@@ -82,10 +89,14 @@ def recompute_bn_stats(model: nn.Module, batches) -> None:
     for m in bns:
         momenta.append(m.momentum)
         m.reset_running_stats()
-        m.momentum = None  # cumulative moving average = exact mean over the batches seen
         m.train()
+    seen = 0
     try:
         for x, _ in batches:
+            # running <- (1 - n/(seen+n)) running + n/(seen+n) batch_stat: an example-weighted mean
+            seen += len(x)
+            for m in bns:
+                m.momentum = len(x) / seen
             model(x)
     finally:
         for m, mom in zip(bns, momenta):

@@ -69,6 +69,7 @@ DEFAULTS: dict = {
     "borderline": {"last_blocks": 5, "threshold": 0.1},
     "unroll": {"steps": 20, "scales": [1.0, 0.1]},
     "measure_variants": ["unshared", "naive", "UBN"],  # variants whose final models are measured
+    "gpu": 0,                  # GPUs the per-run measurement jobs ask the scheduler for
 }
 MODEL_KEYS = ("max_examples", "subset_seed", "batch_size", "splits", "n_shuffles", "borderline", "unroll")
 SNAPSHOT_KEYS = ("max_examples", "subset_seed", "batch_size", "splits", "init_batch")
@@ -82,6 +83,37 @@ def settings_for(paper_settings: dict | None, experiment_analysis: dict | None =
             out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
         return out
     return merge(merge(DEFAULTS, paper_settings), experiment_analysis)
+
+
+# ---------------------------------------------------------------- workflow helpers (rules/iterative.smk)
+
+
+def experiment_settings(config: dict, experiment: str, keys=None) -> dict:
+    """The settings of one experiment (paper-level `iterative:` <- its `analysis:`), only `keys`."""
+    settings = settings_for(config.get("iterative"), config["experiments"][experiment].get("analysis"))
+    return settings if keys is None else {k: settings[k] for k in keys}
+
+
+def paper_runs(runs: dict) -> list[tuple[str, str]]:
+    return [key for key, cfg in runs.items() if cfg["paper"] == "iterative"]
+
+
+def measured_runs(config: dict, runs: dict) -> list[tuple[str, str]]:
+    """Runs whose final models get the block measurements (`measure_variants`)."""
+    return [key for key in paper_runs(runs)
+            if variant_of(runs[key]["model"]) in experiment_settings(config, key[0])["measure_variants"]]
+
+
+def metric_paths(config: dict, runs: dict, kind: str, base: str) -> list[str]:
+    """Per-run measurement files of one table kind, for every run that has that kind."""
+    keys = measured_runs(config, runs) if kind in MODEL_TABLES else paper_runs(runs)
+    return [f"{base}/{e}/{r}/{kind}.csv" for e, r in keys]
+
+
+def sharing_span(runs: dict, experiment: str) -> int | None:
+    """Top blocks per stage the init diagnostics span: the experiment's largest shared count
+    (so its unshared baseline is measured over the same blocks); None without sharing."""
+    return max(cfg["model"].get("shared_blocks", 0) for (e, _), cfg in runs.items() if e == experiment) or None
 
 
 # ---------------------------------------------------------------- run identity
@@ -537,7 +569,8 @@ def _skipped_note(tables) -> str:
     bad = runs[runs["status"] != "completed"]
     if not len(bad):
         return ""
-    return " Skipped (not completed): " + ", ".join(f"{r.experiment}/{r.run} ({r.status})" for r in bad.itertuples()) + "."
+    names = ", ".join(f"{r.experiment}/{r.run} ({r.status})" for r in bad.itertuples())
+    return f" Skipped (not completed): {names}."
 
 
 def _claim(cid, statement, statistic, threshold_text, value, verdict, note) -> Claim:
@@ -711,7 +744,8 @@ def claim_a6(tables) -> Claim:
         if len(m) < 2:
             continue
         gains.append(m.iloc[-1] - m.iloc[0])
-        per[f"{exp}/{label} ({m.iloc[0]:.3f} -> {m.iloc[-1]:.3f}, monotone {bool(m.is_monotonic_increasing)})"] = gains[-1]
+        monotone = bool(m.is_monotonic_increasing)
+        per[f"{exp}/{label} ({m.iloc[0]:.3f} -> {m.iloc[-1]:.3f}, monotone {monotone})"] = gains[-1]
         frames.append(g)
     value = min(gains) if gains else None
     note = ("final classifier applied after each block of the last stage, last snapshot: " + _groups_note(per)

@@ -14,6 +14,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
@@ -158,6 +159,7 @@ def plot_borderline(borderline: pd.DataFrame, stem, split: str = "test") -> list
                              palette=GROUP_COLORS, marker="o", errorbar=BAND, ax=ax, legend=(i == 0))
                 ax.set_ylabel(labels[metric])
                 ax.set_xlabel("head after block (0 = last block, -1 = one before ...)")
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
                 if i == 0:
                     ax.set_title(f"{model}\n({int(n)} borderline {split} examples over all seeds)")
         fig.suptitle("Borderline examples over the last blocks (mean ± sd over seeds)", y=1.0)
@@ -192,6 +194,7 @@ def plot_unroll(unroll: pd.DataFrame, stem) -> list[str]:
                 if log and (d["value"] > 0).all():
                     ax.set_yscale("log")
                 ax.set_xlabel("extra applications of the last block")
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
                 ax.set_ylabel(ylabel)
                 ax.set_title(model if j == 0 else "")
             if axes[i, 0].get_legend():
@@ -208,7 +211,8 @@ def plot_sharing_init(init: pd.DataFrame, stem) -> list[str]:
     if f.empty:
         return save_figure(_empty_figure("Sharing diagnostics at initialisation"), stem)
     experiments = sorted(f["experiment"].unique())
-    rows = [("out_norm", "‖h_{i+1}‖ after block i (log scale)"), ("grad_in", "‖∂L/∂h_i‖ before block i (log scale)")]
+    rows = [("out_norm", "‖h_{i+1}‖ after block i (log scale)"),
+            ("grad_in", "‖∂L/∂h_i‖ before block i (log scale)")]
     with sns.axes_style("whitegrid"):
         fig, axes = plt.subplots(2, len(experiments), figsize=(4.6 * len(experiments), 7), squeeze=False)
         for j, exp in enumerate(experiments):
@@ -236,7 +240,8 @@ def plot_sharing_curves(curves: pd.DataFrame, stem) -> list[str]:
         return save_figure(_empty_figure("Training curves"), stem)
     with sns.axes_style("whitegrid"):
         g = sns.relplot(data=f, x="epoch", y="value", hue="variant", palette=VARIANT_COLORS, style="split",
-                        col="experiment", kind="line", marker="o", errorbar=BAND, height=3.4, aspect=1.2,
+                        style_order=["test", "train"], col="experiment", kind="line", marker="o", errorbar=BAND,
+                        height=3.4, aspect=1.2,
                         facet_kws=dict(sharey=False))
         for ax in g.axes.flat:
             if (f["value"] > 0).all():

@@ -786,6 +786,18 @@ def _top_markers(ax, frame: pd.DataFrame, handles: list) -> None:
                 handles.append(Line2D([], [], color=colour, marker="x", ls="none", mew=2, label=label))
 
 
+def _plain_log_ticks(axis, values) -> None:
+    """Log axis with plain numbers (5, 10, 20) instead of 5x10^0; minor labels on short ranges."""
+    from matplotlib import ticker
+
+    fmt = ticker.FuncFormatter(lambda v, _: f"{v:g}")
+    axis.set_major_formatter(fmt)
+    values = np.asarray(values, float)
+    values = values[np.isfinite(values) & (values > 0)]
+    short = len(values) and values.max() / values.min() < 20
+    axis.set_minor_formatter(fmt if short else ticker.NullFormatter())
+
+
 def _target_text(wide: pd.DataFrame) -> str:
     targets = sorted({float(t) for t in wide.target_loss.dropna()})
     if not targets:
@@ -823,6 +835,7 @@ def plot_vs_ratio(wide: pd.DataFrame, panels, png, pdf, title: str) -> None:
         ax.set_xscale("log")
         if logy and len(d):
             ax.set_yscale("log")
+            _plain_log_ticks(ax.yaxis, d["_y"])
         ax.set_xlabel(RATIO_LABEL)
         ax.set_ylabel(ylabel)
     fig.suptitle(f"{title}\n{_target_text(wide) if len(wide) else ''}", fontsize=11)
@@ -909,8 +922,9 @@ def plot_interpolation(table: pd.DataFrame, png, pdf) -> None:
             ax.set_xlabel("α  (θ = (1−α)·θ_a + α·θ_b)")
             ax.set_ylabel(ylabel)
             if g.value.isna().all():
-                ax.text(0.5, 0.5, "; ".join(sorted(set(g.note.dropna())))[:120], ha="center", va="center",
-                        transform=ax.transAxes, fontsize=8, color="crimson", wrap=True)
+                ax.text(0.5, 0.5, "no values: " + "; ".join(sorted(set(g.note.dropna())))[:110], ha="center",
+                        va="center", transform=ax.transAxes, fontsize=8, color="crimson", wrap=True)
+                ax.set_yticks([])
         row[0].set_title(f"{pair}: a = {first.a_run} (η/S {first.a_lr_over_batch:.2g}) at α=0, "
                          f"b = {first.b_run} (η/S {first.b_lr_over_batch:.2g}) at α=1", fontsize=9, loc="left")
         row[1].legend(title="split", loc="lower center")
@@ -940,18 +954,26 @@ def plot_schedules(curves: pd.DataFrame, png, pdf) -> None:
         sns.lineplot(data=acc, x="epoch", y="value", hue="schedule", palette=pal, errorbar="sd", ax=axes[0])
         sns.lineplot(data=loss, x="epoch", y="value", hue="schedule", palette=pal, errorbar="sd", ax=axes[1],
                      legend=False)
-        sns.lineplot(data=ratio, x="epoch", y="lr_over_batch", hue="schedule", palette=pal, errorbar=None,
-                     ax=axes[2], legend=False, drawstyle="steps-mid")
+        # eta/S of epoch e applies on (e-1, e]; identical curves (a cycle and its mirror) are drawn
+        # wide-to-thin so both stay visible
+        for i, (label, g) in enumerate(ratio.groupby("schedule", sort=False)):
+            g = g.groupby("epoch", as_index=False).lr_over_batch.mean()
+            axes[2].plot(np.r_[g.epoch.iloc[0] - 1, g.epoch], np.r_[g.lr_over_batch.iloc[0], g.lr_over_batch],
+                         drawstyle="steps-pre", color=pal[label], lw=max(4.5 - 1.2 * i, 1.0), alpha=0.85)
         axes[1].set_yscale("log")
         axes[2].set_yscale("log")
+        _plain_log_ticks(axes[2].yaxis, ratio.lr_over_batch)
         sns.move_legend(axes[0], "lower right", title="schedule (band: ± sd over seeds)", fontsize=8)
     else:
         axes[0].text(0.5, 0.5, "no schedule runs", ha="center", va="center", transform=axes[0].transAxes)
     axes[0].set_ylabel("test accuracy (%)")
     axes[1].set_ylabel("full train loss (cross-entropy, log)")
     axes[2].set_ylabel("η/S used in the epoch (log)")
+    from matplotlib import ticker
+
     for ax in axes:
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
     fig.suptitle("Exchanging learning-rate and batch-size schedules", fontsize=11)
     fig.tight_layout()
     _save(fig, png, pdf)

@@ -51,9 +51,17 @@ def as_param_list(theta, names: list[str], params: list[Tensor]) -> list[Tensor]
     return [v.detach().to(device=p.device, dtype=p.dtype) for v, p in zip(vals, params)]
 
 
-def prepare_batches(batches, device: torch.device) -> tuple[list[tuple[Tensor, Tensor]], list[float]]:
-    """Move batches to ``device``; weights n_b / N for the example-weighted mean loss."""
-    batches = [(x.to(device), y.to(device)) for x, y in batches]
+def _move(t: Tensor, device: torch.device, dtype: torch.dtype | None) -> Tensor:
+    if dtype is not None and t.is_floating_point():
+        return t.to(device=device, dtype=dtype)
+    return t.to(device)
+
+
+def prepare_batches(batches, device: torch.device,
+                    dtype: torch.dtype | None = None) -> tuple[list[tuple[Tensor, Tensor]], list[float]]:
+    """Move batches to ``device`` (floating tensors to ``dtype`` when given, e.g. the
+    parameters' dtype); weights n_b / N for the example-weighted mean loss."""
+    batches = [(_move(x, device, dtype), _move(y, device, dtype)) for x, y in batches]
     if not batches:
         raise ValueError("batches is empty")
     sizes = [len(x) for x, _ in batches]

@@ -29,7 +29,7 @@ def default_ncv(k: int) -> int:
 
 def hessian_eigs(model: nn.Module, loss_fn, batches, k: int = 1, tol: float = 1e-4, *,
                  return_eigenvectors: bool = False, v0: Tensor | None = None,
-                 ncv: int | None = None, maxiter: int | None = None, seed: int = 0,
+                 ncv: int | None = None, maxiter: int = 1000, seed: int = 0,
                  hvp: str = "auto", info: dict | None = None):
     r"""The ``k`` largest (algebraic) eigenvalues of the Hessian of the mean loss.
 
@@ -45,10 +45,13 @@ def hessian_eigs(model: nn.Module, loss_fn, batches, k: int = 1, tol: float = 1e
         v0: warm start, a flat parameter-space vector (e.g. the previous top eigenvector
             along a trajectory). Default: a standard normal vector from ``seed``.
         ncv: Lanczos basis size (default :func:`default_ncv`).
-        maxiter: ARPACK restarts cap (default: ARPACK's ``10 * dim``).
+        maxiter: cap on ARPACK's restart iterations (default 1000; SciPy's own default,
+            10·dim, can run for hours when ``tol`` is below what the parameters' dtype can
+            resolve: float32 products limit the residual to ~1e-7·|λ|, so keep tol >= 1e-6
+            there). Not converging raises ``scipy.sparse.linalg.ArpackNoConvergence``.
         hvp: Hessian-vector product method (:data:`repro.curvature.hvp.HVP_METHODS`).
         info: if given, filled with ``n_products`` (Hessian-vector products used),
-            ``hvp`` (method used), ``ncv``, ``dim``.
+            ``hvp`` (method used), ``ncv``, ``dim`` and ``cache_bytes_estimate``.
 
     Returns:
         ``eigs``: 1-D float64 CPU tensor, descending. With ``return_eigenvectors``:
@@ -74,7 +77,8 @@ def hessian_eigs(model: nn.Module, loss_fn, batches, k: int = 1, tol: float = 1e
         finally:
             op.release()
             if info is not None:
-                info.update(n_products=op.n_products, hvp=op.method, ncv=ncv, dim=n)
+                info.update(n_products=op.n_products, hvp=op.method, ncv=ncv, dim=n,
+                            cache_bytes_estimate=op.cache_bytes_estimate)
     order = np.argsort(vals)[::-1]
     eigs = torch.from_numpy(np.ascontiguousarray(vals[order]))
     if not return_eigenvectors:

@@ -60,7 +60,7 @@ class HessianVectorProduct:
         self.model, self.loss_fn = model, loss_fn
         self.names, self.params = trainable(model)
         self.device, self.dtype = self.params[0].device, self.params[0].dtype
-        self.batches, self.weights = prepare_batches(batches, self.device)
+        self.batches, self.weights = prepare_batches(batches, self.device, self.dtype)
         self.dim = sum(p.numel() for p in self.params)
         self.n_products = 0
         self._graph: list[Tensor] | None = None

@@ -55,7 +55,7 @@ def step_sharpness_alpha(model: nn.Module, loss_fn, batches, theta_next, thresho
     names, params = trainable(model)
     theta = [p.detach() for p in params]
     delta = [t - n for t, n in zip(theta, as_param_list(theta_next, names, params))]
-    batches, weights = prepare_batches(batches, params[0].device)
+    batches, weights = prepare_batches(batches, params[0].device, params[0].dtype)
     n_evals = 0
 
     def f(alpha: float) -> float:

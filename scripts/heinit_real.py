@@ -1,0 +1,16 @@
+"""Paper C at initialization on real images (rule heinit_real)."""
+import time
+
+from repro import heinit_analysis as A
+from repro.jobs import start_job
+
+log = start_job(snakemake)
+settings = snakemake.params.settings
+real = settings["real"]
+X = A.load_real_inputs(real["dataset"], real["n_samples"], seed=settings["seeds"][0],
+                       data_root=snakemake.params.data_root, download=snakemake.params.download)
+log.info("%s: %d inputs of dimension %d; settings %s", real["dataset"], *X.shape, settings)
+start = time.perf_counter()
+frame = A.run_sweep("real", settings, snakemake.params.device, X_real=X, real_name=real["dataset"])
+A.write_sweep(frame, snakemake.output[0])
+log.info("%d rows in %.1f s", len(frame), time.perf_counter() - start)

@@ -1,0 +1,337 @@
+"""Paper B analysis (repro.minima_analysis): exact checks on tiny hand-made cases."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from repro import io
+from repro import minima_analysis as mb
+from repro.config import ConfigError, expand_runs
+from repro.data import Dataset
+from repro.models import build_model
+from repro.schedules import batch_size_at, lr_at
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _status(lr, bs, seed=0, status="completed", train_loss=0.04, target=0.05, test_acc=0.9, reason=None):
+    final = dict(train_loss=train_loss, train_acc=0.99, test_loss=0.3, test_acc=test_acc) if status == "completed" \
+        else dict(train_loss=math.nan, train_acc=math.nan, test_loss=math.nan, test_acc=math.nan)
+    train = dict(lr=lr, batch_size=bs, epochs=50)
+    if target is not None:
+        train["stop_at_train_loss"] = target
+    return dict(status=status, stop_reason=reason or ("reached train loss" if status == "completed" else "loss nan"),
+                epochs_completed=7, steps=700, final=final, config=dict(seed=seed, train=train))
+
+
+def _write_run(root, exp, run, status: dict):
+    d = root / "runs" / exp / run
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "status.json").write_text(json.dumps(status))
+    return d
+
+
+def _wide(rows):
+    """A runs_wide-like frame from (lr, bs, seed, lambda_max, test_acc, status, matched) tuples."""
+    recs = []
+    for lr, bs, seed, lam, acc, status, matched in rows:
+        recs.append(dict(experiment="e", run=f"lr{lr}_bs{bs}_s{seed}", seed=seed, lr=lr, batch_size=bs,
+                         lr_over_batch=lr / bs, status=status, matched=matched, equal_ratio=False, target_loss=0.05,
+                         epoch=5, step=50, note="" if status == "completed" else "diverged: x", lambda_max=lam,
+                         hessian_trace=10 * lam if lam == lam else math.nan, hessian_trace_stderr=0.1,
+                         subset_loss=0.04, train_loss=0.04, train_acc=0.99, test_loss=0.3, test_acc=acc))
+    return pd.DataFrame(recs)
+
+
+def _explicit_spearman(x, y) -> float:
+    def ranks(v):
+        out = []
+        for i in range(len(v)):
+            less = sum(1 for j in range(len(v)) if v[j] < v[i])
+            equal = sum(1 for j in range(len(v)) if v[j] == v[i])
+            out.append(less + (equal + 1) / 2)  # average rank of a tie group (1-based)
+        return out
+
+    rx, ry = ranks(x), ranks(y)
+    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
+    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
+    return cov / math.sqrt(sum((a - mx) ** 2 for a in rx) * sum((b - my) ** 2 for b in ry))
+
+
+# ------------------------------------------------------------------ statistics
+
+
+def test_spearman_matches_explicit_rank_correlation_with_ties():
+    x = [1e-4, 2e-4, 2e-4, 4e-4, 8e-4, 1.6e-3, 3.2e-3]
+    y = [9.0, 7.5, 8.0, 8.0, 3.0, 4.0, 1.0]
+    rho, p, n = mb.spearman(x, y)
+    assert n == 7 and 0 < p < 1
+    assert rho == pytest.approx(_explicit_spearman(x, y), abs=1e-12)
+    # missing values are dropped, not used as numbers
+    rho2, _, n2 = mb.spearman(x + [5e-3], y + [math.nan])
+    assert n2 == 7 and rho2 == pytest.approx(rho, abs=1e-12)
+    assert math.isnan(mb.spearman([1, 2], [2, 1])[0])
+
+
+def test_ratio_pairs_and_closeness_by_hand():
+    # (lr, bs, seed, lambda_max, test_acc)
+    runs = [(0.1, 32, 0, 4.0, 0.90), (0.05, 16, 0, 5.0, 0.91), (0.1, 64, 0, 8.0, 0.88),
+            (0.05, 32, 0, 10.0, 0.86), (0.2, 256, 0, 1.0, 0.95), (0.1, 32, 1, 3.0, 0.5)]
+    wide = _wide([(lr, bs, s, lam, acc, "completed", True) for lr, bs, s, lam, acc in runs])
+    equal, step, factor = mb.ratio_pairs(wide)
+    names = lambda pairs: sorted(tuple(sorted((p["lr"], p["batch_size"]) for p in pq)) for pq in pairs)  # noqa: E731
+    assert names(equal) == [((0.05, 16), (0.1, 32)), ((0.05, 32), (0.1, 64))]
+    assert names(step) == [((0.05, 16), (0.05, 32)), ((0.05, 32), (0.1, 32)), ((0.1, 32), (0.1, 64))]
+    assert factor == pytest.approx(2.0)
+    me, ms, ratio = mb.closeness_ratio(equal, step, "lambda_max", log=True)
+    assert me == pytest.approx(math.log(1.25), abs=1e-12)
+    assert ms == pytest.approx((2 * math.log(2) + math.log(2.5)) / 3, abs=1e-12)
+    assert ratio == pytest.approx(me / ms, abs=1e-12)
+    me, ms, _ = mb.closeness_ratio(equal, step, "test_acc", log=False)
+    assert me == pytest.approx((0.01 + 0.02) / 2, abs=1e-12)
+    assert ms == pytest.approx((0.02 + 0.04 + 0.05) / 3, abs=1e-12)
+
+
+def test_sharpness_claims_sign_threshold_and_exclusions():
+    ratios = [(0.025, 128), (0.025, 64), (0.05, 64), (0.05, 32), (0.1, 32), (0.2, 32)]
+    falling = _wide([(lr, bs, 0, 1.0 / (lr / bs), 0.8 + lr, "completed", True) for lr, bs in ratios]
+                    + [(5.0, 16, 0, math.nan, math.nan, "diverged", False)])
+    claims = {c.id: c for c in mb.sharpness_claims(falling)}
+    assert claims["B1a"].value == pytest.approx(-1.0) and claims["B1a"].verdict == "holds"
+    assert claims["B2"].value == pytest.approx(_explicit_spearman([lr / bs for lr, bs in ratios],
+                                                                  [0.8 + lr for lr, _ in ratios]), abs=1e-4)
+    assert "1 diverged" in claims["B1a"].note
+    rising = falling.assign(lambda_max=falling.lr_over_batch, hessian_trace=falling.lr_over_batch)
+    assert {c.id: c for c in mb.sharpness_claims(rising)}["B1a"].verdict == "fails"
+    few = falling.iloc[:3]
+    assert {c.id: c.verdict for c in mb.sharpness_claims(few)}["B1a"] == "inconclusive"
+    # runs that never reached the target are not compared
+    unmatched = falling.assign(matched=False)
+    assert all(c.verdict == "inconclusive" for c in mb.sharpness_claims(unmatched))
+
+
+# ------------------------------------------------------------------ schedules and eta/S bookkeeping
+
+
+CLR = dict(lr=0.01, batch_size=32, lr_schedule=dict(type="cyclic", low=0.01, high=0.05, stage_length=2, start="low"))
+CBS = dict(lr=0.05, batch_size=32, batch_schedule=dict(type="cyclic", low=32, high=160, stage_length=2, start="high"))
+
+
+def test_cyclic_batch_size_is_the_eta_over_s_mirror_of_cyclic_lr():
+    # by hand, stage length 2: triangle 0, .5, 1, .5, 0 ...
+    assert [lr_at(CLR, e) for e in range(5)] == pytest.approx([0.01, 0.03, 0.05, 0.03, 0.01])
+    assert [batch_size_at(CBS, e) for e in range(5)] == [160, 53, 32, 53, 160]  # 1/S linear: 1/(.5/32 + .5/160)
+    for e in range(12):
+        clr = lr_at(CLR, e) / batch_size_at(CLR, e)
+        s = batch_size_at(CBS, e)
+        cbs = lr_at(CBS, e) / s
+        assert abs(cbs - clr) / clr <= 0.5 / s + 1e-12  # equal up to rounding S to an integer
+
+
+def test_mean_ratio_per_epoch_and_per_step_by_hand():
+    hist = pd.DataFrame(dict(epoch=[0, 1, 2, 3], step=[0, 25, 100, 125], lr=[0.05] * 4,
+                             batch_size=[160, 160, 53, 160], train_loss=1.0, train_acc=0.5, test_loss=1.0,
+                             test_acc=0.5))
+    per_epoch, per_step = mb.mean_ratio(hist)
+    r = [0.05 / 160, 0.05 / 53, 0.05 / 160]
+    steps = [25, 75, 25]
+    assert per_epoch == pytest.approx(sum(r) / 3, rel=1e-12)
+    assert per_step == pytest.approx(sum(a * b for a, b in zip(r, steps)) / sum(steps), rel=1e-12)
+
+
+def _sched_status(train, seed, acc, status="completed", loss=0.01):
+    st = _status(train["lr"], train["batch_size"], seed=seed, status=status, train_loss=loss, test_acc=acc,
+                 target=None)
+    st["config"]["train"] = dict(train, epochs=4)
+    return st
+
+
+def _sched_items(values):
+    items = []
+    for name, train, accs, loss in values:
+        for seed, acc in enumerate(accs):
+            status = "diverged" if acc is None else "completed"
+            st = _sched_status(train, seed, acc if acc is not None else math.nan, status, loss)
+            st.update(experiment="minima_s", run=f"{name}_s{seed}")
+            hist = pd.DataFrame(dict(epoch=[0, 1], step=[0, 10], lr=[train["lr"]] * 2,
+                                     batch_size=[train["batch_size"]] * 2, train_loss=[2.0, loss],
+                                     train_acc=0.5, test_loss=1.0, test_acc=[0.1, acc]))
+            items.append({"status": st, "history": hist})
+    return items
+
+
+def test_schedule_claims_by_hand():
+    small, large = dict(lr=0.01, batch_size=32), dict(lr=0.05, batch_size=160)
+    finals, curves = mb.schedule_tables(_sched_items([
+        ("cbs", CBS, [0.90, 0.92], 0.01), ("clr", CLR, [0.91, 0.93], 0.01),
+        ("const_small", small, [0.85, 0.86, None], 0.05), ("const_large", large, [0.84, 0.85], 0.05)]))
+    assert set(finals.schedule) == {"cyclic BS", "cyclic LR", "constant eta=0.01, S=32", "constant eta=0.05, S=160"}
+    div = finals[(finals.run == "const_small_s2") & (finals.metric == "test_acc")]
+    assert div.value.isna().all() and div.note.str.contains("diverged").all()
+    claims = {c.id: c for c in mb.schedule_claims(finals)}
+    # B4a: |0.91 - 0.92| / sqrt(0.01^2 + 0.01^2)  (sd = 0.01414, se = 0.01 for both)
+    assert claims["B4a"].value == pytest.approx(0.01 / math.sqrt(2e-4), abs=1e-4)
+    assert claims["B4a"].verdict == "holds"
+    # B4b: min(0.91, 0.92) - max(0.855, 0.845)
+    assert claims["B4b"].value == pytest.approx(0.055, abs=1e-5) and claims["B4b"].verdict == "holds"
+    assert "1 run(s) without a final accuracy" in claims["B4b"].note
+    assert "higher train loss" in claims["B4b"].note
+    # cycles far apart, and a constant on top: both fail
+    finals2, _ = mb.schedule_tables(_sched_items([
+        ("cbs", CBS, [0.80, 0.81], 0.01), ("clr", CLR, [0.91, 0.92], 0.01),
+        ("const_small", small, [0.95, 0.95], 0.01), ("const_large", large, [0.84, 0.85], 0.01)]))
+    verdicts = {c.id: c.verdict for c in mb.schedule_claims(finals2)}
+    assert verdicts == {"B4a": "fails", "B4b": "fails"}
+    assert {c.verdict for c in mb.schedule_claims(finals2.iloc[0:0])} == {"inconclusive"}
+    md = mb.schedules_markdown(finals, {"minima_s": {"paper_accuracy": {"cbs": 89.39}, "paper_setting": "VGG"}})
+    assert "89.39" in md and "91.00 ± 1.41" in md
+    assert len(curves) == 9 * 2 * 4  # runs x history rows x (train/test loss/accuracy)
+
+
+# ------------------------------------------------------------------ per-run facts and table
+
+
+def test_run_facts_matched_rule(tmp_path):
+    cases = {"m": _status(0.1, 32, train_loss=0.049), "late": _status(0.1, 32, train_loss=0.2, reason="max_epochs"),
+             "none": _status(0.1, 32, target=None), "div": _status(0.1, 32, status="diverged")}
+    facts = {k: mb.run_facts(mb.read_status(_write_run(tmp_path, "minima_g", k + "_s0", v) / "status.json"))
+             for k, v in cases.items()}
+    assert facts["m"]["matched"] and facts["m"]["experiment"] == "minima_g" and facts["m"]["run"] == "m_s0"
+    assert facts["m"]["lr_over_batch"] == pytest.approx(0.1 / 32)
+    assert not facts["late"]["matched"] and "did not reach" in facts["late"]["note"]
+    assert not facts["none"]["matched"] and "fixed budget" in facts["none"]["note"]
+    assert not facts["div"]["matched"] and facts["div"]["note"].startswith("diverged")
+
+
+def test_runs_table_missing_values_are_nan_with_reason_never_zero(tmp_path):
+    ok = mb.run_facts(mb.read_status(_write_run(tmp_path, "minima_g", "a_s0", _status(0.1, 32)) / "status.json"))
+    ok["sharpness"] = dict(lambda_max=5.0, eigenvalues=[5.0, 3.0], hessian_trace=40.0, hessian_trace_stderr=2.0,
+                           subset_loss=0.04)
+    div = mb.run_facts(mb.read_status(_write_run(tmp_path, "minima_b", "b_s0",
+                                                 _status(1.0, 320, status="diverged")) / "status.json"))
+    div["sharpness"] = dict(lambda_max=None, eigenvalues=[], hessian_trace=None, hessian_trace_stderr=None,
+                            subset_loss=None)
+    table = mb.runs_table([ok, div], {"minima_b": {"equal_ratio": True}})
+    assert list(table.columns) == mb.RUN_COLUMNS
+    d = table[table.run == "b_s0"]
+    assert d.value.isna().all() and (d.value != 0).all() and d.note.str.startswith("diverged").all()
+    a = table[table.run == "a_s0"].set_index("metric")
+    assert a.loc["lambda_max", "value"] == 5.0 and a.loc["lambda_2", "value"] == 3.0
+    assert a.loc["hessian_trace", "stderr"] == 2.0
+    assert a.equal_ratio.all()  # same eta/S (0.1/32 = 1/320) as the equal-ratio experiment
+    wide = mb.runs_wide(table)
+    assert len(wide) == 2 and wide.set_index("run").loc["a_s0", "hessian_trace_stderr"] == 2.0
+    md = mb.runs_markdown(table)
+    assert "diverged" in md and "matched" in md
+
+
+# ------------------------------------------------------------------ sharpness wiring vs a dense Hessian
+
+
+def test_measure_sharpness_matches_dense_hessian(tmp_path):
+    torch.manual_seed(0)
+    spec = {"name": "mlp", "depth": 1, "width": 3}
+    model = build_model(spec, (1, 2, 2), 3)
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(30, 1, 2, 2, generator=g), torch.randint(0, 3, (30,), generator=g)
+    data = Dataset("toy", x, y, x[:5], y[:5], 3)
+    run = _write_run(tmp_path, "minima_g", "toy_s0", _status(0.1, 32))
+    io.save_torch({"state_dict": model.state_dict(), "model": spec, "input_shape": [1, 2, 2], "num_classes": 3},
+                  run / "model.pt")
+    settings = dict(mb.paper_defaults()["sharpness"], n_examples=1000, tol=1e-6, n_probes=60, trace_rtol=None,
+                    batch_size=7)
+    out = mb.measure_sharpness(run / "model.pt", run / "status.json", data, settings)
+
+    m64 = copy.deepcopy(model).double()
+    names = [n for n, _ in m64.named_parameters()]
+    shapes = [p.shape for _, p in m64.named_parameters()]
+    flat0 = torch.cat([p.detach().reshape(-1) for _, p in m64.named_parameters()])
+
+    def loss(flat):
+        params, i = {}, 0
+        for n, s in zip(names, shapes):
+            params[n] = flat[i:i + s.numel()].reshape(s)
+            i += s.numel()
+        logits = torch.func.functional_call(m64, params, (x.double(),))
+        return torch.nn.functional.cross_entropy(logits, y)
+
+    H = torch.autograd.functional.hessian(loss, flat0)
+    sh = out["sharpness"]
+    assert sh["lambda_max"] == pytest.approx(torch.linalg.eigvalsh(H).max().item(), rel=1e-4)
+    assert abs(sh["hessian_trace"] - H.trace().item()) <= 5 * sh["hessian_trace_stderr"]
+    assert sh["subset_loss"] == pytest.approx(loss(flat0).item(), rel=1e-5)
+    assert sh["n_examples"] == 30 and out["matched"]
+
+
+def test_sharpness_of_a_diverged_run_is_missing_not_zero(tmp_path):
+    run = _write_run(tmp_path, "minima_g", "big_s0", _status(5.0, 16, status="diverged"))
+    out = mb.measure_sharpness(run / "model.pt", run / "status.json", None, mb.paper_defaults()["sharpness"])
+    assert out["sharpness"]["lambda_max"] is None and out["sharpness"]["hessian_trace"] is None
+    assert out["status"] == "diverged" and out["note"].startswith("diverged")
+
+
+def test_sharpness_subset_is_fixed_and_class_balanced():
+    y = torch.arange(10).repeat(20)
+    data = Dataset("toy", torch.randn(200, 1, 1, 1), y, y[:1].float(), y[:1], 10)
+    a = mb.sharpness_batches(data, 50, 0, 20)
+    b = mb.sharpness_batches(data, 50, 0, 20)
+    assert [len(t[1]) for t in a] == [20, 20, 10]
+    ya = torch.cat([t[1] for t in a])
+    assert torch.equal(ya, torch.cat([t[1] for t in b]))
+    assert torch.bincount(ya).tolist() == [5] * 10
+
+
+# ------------------------------------------------------------------ configuration
+
+
+def _config(**minima):
+    exp = dict(paper="minima", dataset="digits", model=dict(name="mlp", depth=1, width=8),
+               train=dict(epochs=2, batch_size=32, lr=0.1, stop_at_train_loss=0.5), analysis=dict(role="sharpness"))
+    return dict(experiments=dict(minima_g=exp), minima=minima)
+
+
+def test_plan_checks_pairs_roles_and_analysis_keys():
+    cfg = _config(interpolation=dict(pairs=dict(p=dict(a="minima_g/base_s0", b="minima_g/base_s0"))))
+    plan = mb.plan(cfg, expand_runs(cfg))
+    assert plan["sharpness"] == [("minima_g", "base_s0")] and plan["pairs"]["p"]["a"] == ("minima_g", "base_s0")
+    bad = _config(interpolation=dict(pairs=dict(p=dict(a="minima_g/nope_s0", b="minima_g/base_s0"))))
+    with pytest.raises(ConfigError, match="pairs.p.a: no run 'minima_g/nope_s0'"):
+        mb.plan(bad, expand_runs(bad))
+    cyc = _config()
+    cyc["experiments"]["minima_g"]["train"]["lr_schedule"] = dict(type="cyclic", low=0.01, high=0.1, stage_length=1)
+    with pytest.raises(ConfigError, match="role: schedule"):
+        mb.plan(cyc, expand_runs(cyc))
+    typo = _config()
+    typo["experiments"]["minima_g"]["analysis"] = dict(role="sharpness", equal_rato=True)
+    with pytest.raises(ConfigError, match="experiments.minima_g.analysis"):
+        mb.plan(typo, expand_runs(typo))
+    settings = mb.sharpness_settings({"sharpness": {"n_probes": 7}}, {"sharpness": {"tol": 0.5}})
+    assert settings["n_probes"] == 7 and settings["tol"] == 0.5 and settings["n_examples"] == 1000
+
+
+# ------------------------------------------------------------------ figures (edge cases; the workflow test renders real ones)
+
+
+def test_figures_render_when_every_run_diverged(tmp_path):
+    table = mb.runs_table([dict(mb.run_facts(mb.read_status(_write_run(tmp_path, "minima_g", f"r{i}_s0",
+                                                                        _status(9.0 * (i + 1), 16, status="diverged"))
+                                                             / "status.json")),
+                                sharpness={}) for i in range(2)], {})
+    table.to_csv(tmp_path / "runs.csv", index=False)
+    out = {f"{k}_{e}": tmp_path / f"{k}.{e}" for k in ("sharpness", "accuracy", "heatmap") for e in ("png", "pdf")}
+    mb.plot_ratio_figures(tmp_path / "runs.csv", out)
+    mb.plot_schedules(pd.DataFrame(columns=mb.CURVE_COLUMNS), tmp_path / "s.png", tmp_path / "s.pdf")
+    mb.plot_interpolation(pd.DataFrame(columns=["pair"]), tmp_path / "i.png", tmp_path / "i.pdf")
+    for path in list(out.values()) + [tmp_path / "s.png", tmp_path / "i.pdf"]:
+        assert path.stat().st_size > 1000
+    claims = {c.id: c.verdict for c in mb.sharpness_claims(mb.runs_wide(table))}
+    assert set(claims.values()) == {"inconclusive"}
+    assert np.isnan(mb.runs_wide(table).lambda_max).all()
