@@ -35,9 +35,9 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0   # KiB on Linux
 
 
-def case_sweep(device: str) -> dict:
+def case_sweep(device: str, dtype: str = "float64") -> dict:
     from repro import heinit_analysis as A
-    cfg = {"device": device}
+    cfg = {"device": device, "dtype": dtype}
     out = {}
     t_all = time.perf_counter()
     for name, fn in [("paper", A.sweep_paper), ("width", A.sweep_width), ("depth", A.sweep_depth),
@@ -58,15 +58,17 @@ def case_sweep(device: str) -> dict:
     return out
 
 
-def case_largest(device: str, width=4000, n_samples=10_000, depth=10, input_dim=500) -> dict:
+def case_largest(device: str, dtype: str = "float64", width=4000, n_samples=10_000, depth=10,
+                 input_dim=500) -> dict:
     import torch
 
     from repro import heinit as H
     base = _peak_rss_mib()
     t = time.perf_counter()
-    arr = H.norm_ratio_arrays(width, depth, n_samples, input_dim, "he", 0, device=device)
+    arr = H.norm_ratio_arrays(width, depth, n_samples, input_dim, "he", 0, dtype=dtype,
+                              device=device)
     wall = time.perf_counter() - t
-    out = dict(width=width, n_samples=n_samples, depth=depth, input_dim=input_dim,
+    out = dict(width=width, n_samples=n_samples, depth=depth, input_dim=input_dim, dtype=dtype,
                chunk_size=H.auto_chunk_size(n_samples, width, depth),
                wall_s=wall, peak_rss_mib=_peak_rss_mib(), rss_before_mib=base,
                weights_mib=(input_dim * width + (depth - 1) * width ** 2 + 20 * width) * 8 / 2 ** 20,
@@ -78,7 +80,8 @@ def case_largest(device: str, width=4000, n_samples=10_000, depth=10, input_dim=
     return out
 
 
-def case_loop(device: str) -> list[dict]:
+def case_loop(device: str, dtype: str = "float64") -> list[dict]:
+    """float64 always: the loop is the authors' NumPy reference."""
     import numpy as np
 
     from repro import heinit as H
@@ -109,6 +112,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--cases", nargs="+", default=["loop", "sweep", "largest"], choices=list(CASES))
     ap.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    ap.add_argument("--dtype", default="float64", choices=["float64", "float32"],
+                    help="precision of the batched pass in the sweep and largest cases")
     ap.add_argument("--threads", nargs="+", type=int, default=[1],
                     help="thread counts to run each case with (default: 1)")
     ap.add_argument("--json", help="write all results to this JSON file")
@@ -118,13 +123,13 @@ def main(argv=None) -> int:
     if args._child:                       # run one case, print its JSON on the last line
         import torch
         torch.set_num_threads(args.threads[0])
-        print(json.dumps(CASES[args._child](args.device)))
+        print(json.dumps(CASES[args._child](args.device, args.dtype)))
         return 0
 
     import torch
     info = dict(python=platform.python_version(), torch=torch.__version__,
                 cpu_count=os.cpu_count(), torch_threads=torch.get_num_threads(),
-                load_avg_1min=os.getloadavg()[0], device=args.device)
+                load_avg_1min=os.getloadavg()[0], device=args.device, dtype=args.dtype)
     print("# environment:", json.dumps(info))
     results = {"environment": info}
     for case in args.cases:
@@ -133,7 +138,7 @@ def main(argv=None) -> int:
                        OPENBLAS_NUM_THREADS=str(nt))
             t = time.perf_counter()
             proc = subprocess.run([sys.executable, __file__, "--_child", case, "--device",
-                                   args.device, "--threads", str(nt)],
+                                   args.device, "--dtype", args.dtype, "--threads", str(nt)],
                                   capture_output=True, text=True, check=True, env=env)
             key = f"{case}/threads={nt}"
             results[key] = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -3,6 +3,8 @@
 # setting, width, depth, N, fresh samples, real images), then tables, figures and claims.
 # Only a configuration with a `heinit:` section builds the paper's outputs (config.yaml and
 # configs/paper.yaml have one; the tiny test configs of the other papers do not).
+import os
+
 from repro import heinit_analysis as hc
 from repro.data import availability_error
 
@@ -35,35 +37,6 @@ if HEINIT_ON:
         raise WorkflowError(f"Invalid configuration: heinit.real: {_error}")
 
 
-def heinit_params(sweep):
-    """Shared settings plus the sweep's own section: editing one reruns that sweep only."""
-    return hc.sweep_params(config["heinit"], sweep)
-
-
-def heinit_mem_mb(wildcards):
-    """torch + the largest network's float64 weights + a ~256 MiB chunk, with headroom."""
-    sweep = getattr(wildcards, "sweep", "real")
-    cost = hc.sweep_cost(heinit_params(sweep), sweep)
-    return int(1500 + 1.5 * cost["weights_mib"] + 300)
-
-
-def heinit_runtime(wildcards, attempt):
-    """Minutes at a pessimistic 1 GFLOP/s, at least 10; grows per attempt."""
-    sweep = getattr(wildcards, "sweep", "real")
-    cost = hc.sweep_cost(heinit_params(sweep), sweep)
-    return int((10 + cost["flops"] / 1e9 / 60) * attempt)
-
-
-def heinit_figure(name):
-    caption, subcategory = HEINIT_FIGS[name]
-    return report(
-        f"{HEINIT_FIGURES}/{name}.png",
-        caption=f"../report/heinit_{caption}.rst",
-        category=HEINIT_CATEGORY,
-        subcategory=subcategory,
-    )
-
-
 rule heinit_sweep:
     output:
         f"{HEINIT}/{{sweep}}.csv",
@@ -77,11 +50,13 @@ rule heinit_sweep:
         "../envs/repro.yaml"
     threads: config["threads"]
     resources:
-        mem_mb=heinit_mem_mb,
-        runtime=heinit_runtime,
+        mem_mb=lambda wildcards: hc.sweep_mem_mb(config["heinit"], wildcards.sweep),
+        runtime=lambda wildcards, attempt: hc.sweep_runtime(
+            config["heinit"], wildcards.sweep, attempt
+        ),
         gpu=config["heinit"]["gpu"],
     params:
-        settings=lambda wildcards: heinit_params(wildcards.sweep),
+        settings=lambda wildcards: hc.sweep_params(config["heinit"], wildcards.sweep),
         device=config["device"],
     script:
         "../scripts/heinit_sweep.py"
@@ -98,11 +73,13 @@ rule heinit_real:
         "../envs/repro.yaml"
     threads: config["threads"]
     resources:
-        mem_mb=heinit_mem_mb,
-        runtime=heinit_runtime,
+        mem_mb=hc.sweep_mem_mb(config["heinit"], "real"),
+        runtime=lambda wildcards, attempt: hc.sweep_runtime(
+            config["heinit"], "real", attempt
+        ),
         gpu=config["heinit"]["gpu"],
     params:
-        settings=heinit_params("real"),
+        settings=hc.sweep_params(config["heinit"], "real"),
         device=config["device"],
         data_root=config["data_root"],
         download=config["download"],
@@ -152,7 +129,15 @@ rule heinit_figures:
     input:
         f"{HEINIT_TABLES}/per_layer.csv",
     output:
-        [heinit_figure(name) for name in HEINIT_FIGS],
+        [
+            report(
+                f"{HEINIT_FIGURES}/{name}.png",
+                caption=f"../report/heinit_{caption}.rst",
+                category=HEINIT_CATEGORY,
+                subcategory=subcategory,
+            )
+            for name, (caption, subcategory) in HEINIT_FIGS.items()
+        ],
         [f"{HEINIT_FIGURES}/{name}.pdf" for name in HEINIT_FIGS],
     log:
         f"{RESULTS}/logs/heinit/figures.log",
@@ -166,7 +151,7 @@ rule heinit_figures:
         runtime=10,
         gpu=0,
     params:
-        out_dir=HEINIT_FIGURES,
+        out_dir=lambda wildcards, output: os.path.dirname(output[0]),
     script:
         "../scripts/heinit_figures.py"
 

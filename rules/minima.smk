@@ -6,7 +6,6 @@
 # `analysis:` object; both reach the jobs through params, so changing them never retrains.
 import repro.minima_analysis as minima_lib
 
-
 validate(config.setdefault("minima", {}), "../schemas/minima.schema.yaml")
 try:
     MINIMA = minima_lib.plan(config, RUNS)
@@ -52,8 +51,8 @@ def minima_run_data(wildcards):
 def minima_pair_spec(wildcards):
     pair = MINIMA["pairs"][wildcards.pair]
     return {
-        "a": "/".join(pair["a"]),
-        "b": "/".join(pair["b"]),
+        "a": minima_lib.run_id(pair["a"]),
+        "b": minima_lib.run_id(pair["b"]),
         "data": minima_lib.data_spec(RUNS[pair["a"]]),
     }
 
@@ -106,17 +105,19 @@ rule minima_sharpness:
         f"{RESULTS}/logs/minima/sharpness/{{experiment}}/{{run}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/minima/sharpness/{{experiment}}/{{run}}.tsv"
+    conda:
+        "../envs/repro.yaml"
+    threads: config["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=config["minima"]["gpu"],
     params:
         settings=minima_sharpness_settings,
         data=minima_run_data,
         device=config["device"],
         data_root=config["data_root"],
         download=config["download"],
-    threads: config["threads"]
-    resources:
-        mem_mb=4000,
-        runtime=60,
-        gpu=0,
     script:
         "../scripts/minima_sharpness.py"
 
@@ -130,19 +131,21 @@ rule minima_interpolate:
         f"{RESULTS}/logs/minima/interpolation/{{pair}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/minima/interpolation/{{pair}}.tsv"
+    wildcard_constraints:
+        pair=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
+    conda:
+        "../envs/repro.yaml"
+    threads: config["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=config["minima"]["gpu"],
     params:
         pair=minima_pair_spec,
         settings=minima_interpolation_settings,
         device=config["device"],
         data_root=config["data_root"],
         download=config["download"],
-    threads: config["threads"]
-    resources:
-        mem_mb=4000,
-        runtime=60,
-        gpu=0,
-    wildcard_constraints:
-        pair=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
     script:
         "../scripts/minima_interpolate.py"
 
@@ -160,12 +163,14 @@ rule minima_runs_table:
         ),
     log:
         f"{RESULTS}/logs/minima/runs_table.log",
-    params:
-        experiments=minima_experiment_flags("role", "equal_ratio"),
+    conda:
+        "../envs/repro.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
+    params:
+        experiments=minima_experiment_flags("role", "equal_ratio", "group"),
     script:
         "../scripts/minima_runs_table.py"
 
@@ -197,6 +202,8 @@ rule minima_ratio_figures:
         heatmap_pdf=f"{MINIMA_FIGURES}/accuracy_heatmap.pdf",
     log:
         f"{RESULTS}/logs/minima/ratio_figures.log",
+    conda:
+        "../envs/repro.yaml"
     threads: 1
     resources:
         mem_mb=1000,
@@ -225,6 +232,8 @@ rule minima_interpolation_summary:
         pdf=f"{MINIMA_FIGURES}/interpolation.pdf",
     log:
         f"{RESULTS}/logs/minima/interpolation_summary.log",
+    conda:
+        "../envs/repro.yaml"
     threads: 1
     resources:
         mem_mb=1000,
@@ -255,12 +264,14 @@ rule minima_schedules:
         pdf=f"{MINIMA_FIGURES}/schedules.pdf",
     log:
         f"{RESULTS}/logs/minima/schedules.log",
-    params:
-        experiments=minima_experiment_flags("paper_accuracy", "paper_setting"),
+    conda:
+        "../envs/repro.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
+    params:
+        experiments=minima_experiment_flags("paper_accuracy", "paper_setting"),
     script:
         "../scripts/minima_schedules.py"
 
@@ -273,6 +284,8 @@ rule minima_claims:
         MINIMA_OUTPUTS["claims"],
     log:
         f"{RESULTS}/logs/minima/claims.log",
+    conda:
+        "../envs/repro.yaml"
     threads: 1
     resources:
         mem_mb=1000,

@@ -23,6 +23,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -56,7 +57,7 @@ def machine_resources() -> tuple[int, int]:
     return int(cpus.group(1)), int(mem.group(1))
 
 
-def slurm_conf(root: Path, cpus: int, mem_mb: int, ctld_port: int, slurmd_port: int) -> str:
+def slurm_conf(root: Path, munge_dir: Path, cpus: int, mem_mb: int, ctld_port: int, slurmd_port: int) -> str:
     """A minimal slurm.conf for one node on localhost (DESIGN.md, "Running")."""
     return "\n".join([
         "ClusterName=repro-test",
@@ -67,7 +68,7 @@ def slurm_conf(root: Path, cpus: int, mem_mb: int, ctld_port: int, slurmd_port: 
         "SlurmdUser=root",
         "AuthType=auth/munge",
         "CredType=cred/munge",
-        f"AuthInfo=socket={root / 'munge' / 'munge.socket'}",
+        f"AuthInfo=socket={munge_dir / 'munge.socket'}",
         "ProctrackType=proctrack/linuxproc",
         "TaskPlugin=task/none",
         "JobAcctGatherType=jobacct_gather/none",
@@ -101,6 +102,7 @@ class SlurmCluster:
         self.root = Path(root)
         self.procs: dict[str, subprocess.Popen] = {}  # running daemons started here
         self.started: list[subprocess.Popen] = []  # every daemon ever started here
+        self._tmp_munge: Path | None = None
         # Clients find this cluster through SLURM_CONF. The slurm-jobstep plugin strips every
         # SLURM_* variable (SLURM_CONF included) before its nested `srun`, which then looks for
         # /etc/slurm/slurm.conf; rather than write there, a `srun` wrapper first on PATH (PATH
@@ -117,8 +119,12 @@ class SlurmCluster:
             raise SlurmUnavailable("slurmd must run as root to start jobs (not root here)")
         for sub in ("munge", "state", "spool", "log"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
-        os.chmod(self.root / "munge", 0o711)  # clients must reach the socket
-        key = self.root / "munge" / "munge.key"
+        m = self.munge_dir = self.root / "munge"
+        if len(str(m / "munge.socket")) > 100:  # a Unix socket path has at most 107 bytes
+            m = self.munge_dir = Path(tempfile.mkdtemp(prefix="munge-"))
+            self._tmp_munge = m
+        os.chmod(m, 0o711)  # clients must reach the socket
+        key = m / "munge.key"
         key.write_bytes(os.urandom(1024))
         os.chmod(key, 0o400)
         (self.root / "plugstack.conf").write_text("")
@@ -129,9 +135,8 @@ class SlurmCluster:
         cpus, mem_mb = machine_resources()
         self.cpus, self.mem_mb = cpus, mem_mb
         (self.root / "slurm.conf").write_text(
-            slurm_conf(self.root, cpus, mem_mb, _free_port(), _free_port()))
+            slurm_conf(self.root, m, cpus, mem_mb, _free_port(), _free_port()))
         try:
-            m = self.root / "munge"
             self._spawn("munged", [which("munged"), "-F", "--force", f"--socket={m / 'munge.socket'}",
                                    f"--key-file={key}", f"--pid-file={m / 'munged.pid'}",
                                    f"--seed-file={m / 'munged.seed'}", f"--log-file={m / 'munged.log'}"])
@@ -204,6 +209,9 @@ class SlurmCluster:
                 proc.kill()
                 proc.wait(timeout=10)
         self.procs.clear()
+        if self._tmp_munge is not None:
+            shutil.rmtree(self._tmp_munge, ignore_errors=True)
+            self._tmp_munge = None
 
     def __enter__(self):
         return self.start()

@@ -385,6 +385,34 @@ def test_frozen_parameters_are_excluded():
     assert rel(hessian_eigs(model, CE, [(X, Y)], k=1, tol=1e-10), torch.linalg.eigvalsh(H)[-1:]) <= 1e-6
 
 
+class WithUnused(nn.Module):
+    """An MLP plus a layer the forward pass never uses (its Hessian rows and gradients are 0)."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = mlp()
+        self.unused = nn.Linear(2, 2).to(DT)
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def test_unused_parameters_count_as_zero():
+    model = WithUnused()
+    X, Y = data("mlp", 12)
+    H = ref_hessian("mlp")
+    eigs = hessian_eigs(model, CE, split(X, Y, [6, 6]), k=2, tol=1e-10)
+    assert rel(eigs, torch.linalg.eigvalsh(H).flip(0)[:2]) <= 1e-6
+    for method in ("fwdrev", "double_backward"):
+        assert rel(hessian_eigs(model, CE, [(X, Y)], k=1, tol=1e-10, hvp=method), eigs[:1]) <= 1e-6
+    batches = split(X, Y, [1] * 12)
+    ref = torch.linalg.eigvalsh(dense_K(model.net, CE, batches)).flip(0)
+    for method in ("gram", "vmap", "loop"):
+        out = grad_covariance_eigs(model, CE, batches, k=3, method=method, return_eigenvectors=True)
+        assert rel(out["eigs"], ref[:3]) <= 1e-6, method
+        assert out["eigenvectors"][-6:].abs().max() == 0          # the unused layer's coordinates
+
+
 # ----------------------------------------------------------------------------- α*
 
 

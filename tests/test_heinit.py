@@ -366,6 +366,10 @@ def test_sweep_params_hold_exactly_what_defines_a_sweep():
     assert set(p) == {"seeds", "input_dim", "n_outputs", "delta", "dtype", "chunk_size", "width_sweep"}
     assert p["width_sweep"] == cfg["width_sweep"] and p["dtype"] == "float32"
     assert "input_dim" not in A.sweep_params(cfg, "real")          # the images fix it
+    # key order of the config file does not matter (Snakemake compares params as text)
+    shuffled = dict(reversed(list(cfg.items())))
+    shuffled["width_sweep"] = dict(reversed(list(cfg["width_sweep"].items())))
+    assert repr(A.sweep_params(shuffled, "width")) == repr(p)
     assert set(A.sweep_params(cfg, "samples")) - set(A.COMMON_KEYS) == {"samples_sweep"}
     # running from the params reproduces the library sweep
     tiny = A.make_config(TINY)

@@ -34,15 +34,17 @@ def test_iterative_target_on_tiny_config(workdir):
 
     blocks = pd.read_csv(res / "tables" / "iterative" / "blocks.csv")
     cos = blocks[(blocks.metric == "cosine") & (blocks.split == "test")]
-    assert sorted(cos.groupby("run").size().to_dict().items()) == [("naive_s0", 6), ("ubn_s0", 6),
-                                                                    ("unshared_s0", 6)]
+    assert cos.groupby("run").size().to_dict() == {"unshared_s0": 6}  # measure_variants: [unshared]
     assert cos["value"].between(-1, 1).all()
     ratio = blocks[blocks.metric == "norm_ratio"]["value"]
     assert (ratio > 0).all()
     drop = pd.read_csv(res / "tables" / "iterative" / "drop.csv")
-    assert len(drop[(drop.kind == "shuffle") & (drop.metric == "accuracy")]) == 3  # analysis: {n_shuffles: 1}
+    assert len(drop[(drop.kind == "shuffle") & (drop.metric == "accuracy")]) == 1  # analysis: {n_shuffles: 1}
     heads = pd.read_csv(res / "tables" / "iterative" / "heads.csv")
-    assert set(heads.epoch) == {0.0, 0.5, 1.0}
+    assert set(heads.epoch) == {0.0, 0.5, 1.0} and set(heads.run) == {"unshared_s0", "naive_s0", "ubn_s0"}
+    init = pd.read_csv(res / "tables" / "iterative" / "init.csv")
+    growth = init[init.metric == "growth"].set_index("variant")["value"]
+    assert growth["naive"] > growth["UBN"]  # at init: naive sharing grows activations, UBN does not
     table1 = pd.read_csv(res / "tables" / "iterative" / "table1.csv")
     assert sorted(table1["variant"]) == ["UBN", "naive", "unshared"]
     assert table1["test_error_mean"].between(0, 100).all()
@@ -55,5 +57,5 @@ def test_iterative_target_on_tiny_config(workdir):
     changed.write_text(text.replace("unroll: {steps: 3,", "unroll: {steps: 2,"))
     jobs = planned_jobs(workdir, *TARGET, configfiles=(str(changed),))
     assert "train" not in jobs and "iterative_snapshot_metrics" not in jobs
-    assert jobs.get("iterative_model_metrics") == 3
+    assert jobs.get("iterative_model_metrics") == 1
     assert {"iterative_tables", "iterative_figures", "iterative_claims"} <= set(jobs)

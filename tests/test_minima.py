@@ -43,7 +43,7 @@ def _wide(rows):
     """A runs_wide-like frame from (lr, bs, seed, lambda_max, test_acc, status, matched) tuples."""
     recs = []
     for lr, bs, seed, lam, acc, status, matched in rows:
-        recs.append(dict(experiment="e", run=f"lr{lr}_bs{bs}_s{seed}", seed=seed, lr=lr, batch_size=bs,
+        recs.append(dict(group="g", experiment="e", run=f"lr{lr}_bs{bs}_s{seed}", seed=seed, lr=lr, batch_size=bs,
                          lr_over_batch=lr / bs, status=status, matched=matched, equal_ratio=False, target_loss=0.05,
                          epoch=5, step=50, note="" if status == "completed" else "diverged: x", lambda_max=lam,
                          hessian_trace=10 * lam if lam == lam else math.nan, hessian_trace_stderr=0.1,
@@ -113,6 +113,10 @@ def test_sharpness_claims_sign_threshold_and_exclusions():
     assert {c.id: c for c in mb.sharpness_claims(rising)}["B1a"].verdict == "fails"
     few = falling.iloc[:3]
     assert {c.id: c.verdict for c in mb.sharpness_claims(few)}["B1a"] == "inconclusive"
+    # two groups are never compared with each other: claims per group, with the group in the id
+    two = pd.concat([falling, rising.assign(group="h")], ignore_index=True)
+    by_id = {c.id: c for c in mb.sharpness_claims(two)}
+    assert by_id["B1a[g]"].verdict == "holds" and by_id["B1a[h]"].verdict == "fails"
     # runs that never reached the target are not compared
     unmatched = falling.assign(matched=False)
     assert all(c.verdict == "inconclusive" for c in mb.sharpness_claims(unmatched))
@@ -219,14 +223,16 @@ def test_runs_table_missing_values_are_nan_with_reason_never_zero(tmp_path):
                                                  _status(1.0, 320, status="diverged")) / "status.json"))
     div["sharpness"] = dict(lambda_max=None, eigenvalues=[], hessian_trace=None, hessian_trace_stderr=None,
                             subset_loss=None)
-    table = mb.runs_table([ok, div], {"minima_b": {"equal_ratio": True}})
+    table = mb.runs_table([ok, div], {"minima_b": {"equal_ratio": True, "group": "mlp"}, "minima_g": {"group": "mlp"}})
     assert list(table.columns) == mb.RUN_COLUMNS
     d = table[table.run == "b_s0"]
     assert d.value.isna().all() and (d.value != 0).all() and d.note.str.startswith("diverged").all()
     a = table[table.run == "a_s0"].set_index("metric")
     assert a.loc["lambda_max", "value"] == 5.0 and a.loc["lambda_2", "value"] == 3.0
     assert a.loc["hessian_trace", "stderr"] == 2.0
-    assert a.equal_ratio.all()  # same eta/S (0.1/32 = 1/320) as the equal-ratio experiment
+    assert a.equal_ratio.all()  # same eta/S (0.1/32 = 1/320) as the equal-ratio experiment of its group
+    other = mb.runs_table([ok, div], {"minima_b": {"equal_ratio": True, "group": "cnn"}, "minima_g": {"group": "mlp"}})
+    assert not other[other.run == "a_s0"].equal_ratio.any()  # another group's diagonal does not count
     wide = mb.runs_wide(table)
     assert len(wide) == 2 and wide.set_index("run").loc["a_s0", "hessian_trace_stderr"] == 2.0
     md = mb.runs_markdown(table)
@@ -302,6 +308,7 @@ def test_plan_checks_pairs_roles_and_analysis_keys():
     cfg = _config(interpolation=dict(pairs=dict(p=dict(a="minima_g/base_s0", b="minima_g/base_s0"))))
     plan = mb.plan(cfg, expand_runs(cfg))
     assert plan["sharpness"] == [("minima_g", "base_s0")] and plan["pairs"]["p"]["a"] == ("minima_g", "base_s0")
+    assert plan["experiments"]["minima_g"]["group"] == "digits mlp depth1 width8"
     bad = _config(interpolation=dict(pairs=dict(p=dict(a="minima_g/nope_s0", b="minima_g/base_s0"))))
     with pytest.raises(ConfigError, match="pairs.p.a: no run 'minima_g/nope_s0'"):
         mb.plan(bad, expand_runs(bad))

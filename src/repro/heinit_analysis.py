@@ -566,14 +566,24 @@ def sweep_params(settings: dict, sweep: str) -> dict:
     ``settings`` is the workflow's ``heinit:`` config (schema defaults filled in). The
     rules pass this through ``params:``, so editing one sweep's section reruns that sweep
     only, and editing a shared key (seeds, dtype ...) reruns every sweep. ``input_dim`` is
-    left out for the real-input sweep (the images fix it).
+    left out for the real-input sweep (the images fix it). Keys are sorted at every level.
     """
     if sweep not in SECTIONS:
         raise ValueError(f"sweep must be one of {SWEEPS}, got {sweep!r}")
     keys = [k for k in COMMON_KEYS if not (sweep == "real" and k == "input_dim")]
     out = {k: settings[k] for k in keys if k in settings}
     out[SECTIONS[sweep]] = dict(settings[SECTIONS[sweep]])
-    return out
+    return _key_sorted(out)
+
+
+def _key_sorted(value):
+    """Dicts with sorted keys, recursively: Snakemake compares params by their text, so the
+    same settings written in another key order must not look like a change."""
+    if isinstance(value, dict):
+        return {k: _key_sorted(value[k]) for k in sorted(value)}
+    if isinstance(value, (list, tuple)):
+        return [_key_sorted(v) for v in value]
+    return value
 
 
 def _configurations(params: dict, sweep: str, real_shape=(5000, 784)):
@@ -590,7 +600,7 @@ def _configurations(params: dict, sweep: str, real_shape=(5000, 784)):
     elif sweep == "fresh":
         confs = [(p["width"], p["depth"], p["n_samples"], d)] * (int(p["n_batches"]) + 1)
     elif sweep == "real":
-        n = real_shape[0] if p.get("n_samples") is None else min(p["n_samples"], real_shape[0])
+        n = real_shape[0] if p.get("n_samples") is None else p["n_samples"]
         confs = [(p["width"], p["depth"], n, real_shape[1])]
     else:
         confs = [(p["width"], p["depth"], p["n_samples"], d)]
@@ -608,6 +618,20 @@ def sweep_cost(params: dict, sweep: str, real_shape=(5000, 784)) -> dict:
     flops = sum(2.0 * n * m * (d + 2.0 * (L - 1) * m) for m, L, n, d in confs)
     weights = max(8.0 * (m * d + (L - 1) * m * m) for m, L, n, d in confs) / 2 ** 20
     return {"flops": flops, "weights_mib": weights, "networks": len(confs)}
+
+
+def sweep_mem_mb(settings: dict, sweep: str) -> int:
+    """A sweep job's memory request: torch (~0.7 GiB), the largest network's float64
+    weights with headroom, and the ~256 MiB chunk working set."""
+    cost = sweep_cost(sweep_params(settings, sweep), sweep)
+    return int(1500 + 1.5 * cost["weights_mib"] + 300)
+
+
+def sweep_runtime(settings: dict, sweep: str, attempt: int = 1) -> int:
+    """A sweep job's time limit in minutes: the work at a pessimistic 1 GFLOP/s, plus 10,
+    times the attempt number (a job killed at its limit is retried with more time)."""
+    cost = sweep_cost(sweep_params(settings, sweep), sweep)
+    return int((10 + cost["flops"] / 1e9 / 60) * int(attempt))
 
 
 def load_real_inputs(dataset: str = "mnist5k", n_samples: int | None = None, seed: int = 0,

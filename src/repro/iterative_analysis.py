@@ -63,7 +63,8 @@ DEFAULTS: dict = {
     "max_examples": 1000,      # examples per split for every measurement (seeded random subset)
     "subset_seed": 0,
     "batch_size": 500,         # analysis batch size (memory only; results do not depend on it)
-    "splits": ["train", "test"],
+    "splits": ["train", "test"],  # block metrics and borderline examples
+    "heads_splits": ["test"],     # intermediate heads over training (the paper: validation accuracy)
     "n_shuffles": 3,
     "init_batch": 128,         # examples for the sharing diagnostics at initialisation
     "borderline": {"last_blocks": 5, "threshold": 0.1},
@@ -72,7 +73,7 @@ DEFAULTS: dict = {
     "gpu": 0,                  # GPUs the per-run measurement jobs ask the scheduler for
 }
 MODEL_KEYS = ("max_examples", "subset_seed", "batch_size", "splits", "n_shuffles", "borderline", "unroll")
-SNAPSHOT_KEYS = ("max_examples", "subset_seed", "batch_size", "splits", "init_batch")
+SNAPSHOT_KEYS = ("max_examples", "subset_seed", "batch_size", "heads_splits", "init_batch")
 
 
 def settings_for(paper_settings: dict | None, experiment_analysis: dict | None = None) -> dict:
@@ -351,7 +352,7 @@ def snapshot_metrics(snapshots: dict[float, str], data, settings: dict, span: in
             continue
         model, _ = load_model(path, device)
         if heads:
-            frames.append(heads_frame(model, batches, settings["splits"], epoch))
+            frames.append(heads_frame(model, batches, settings["heads_splits"], epoch))
         if epoch == 0:
             init = init_frame(model, data, settings, span)
     if init is None:

@@ -62,6 +62,11 @@ SCHEDULE_ORDER = ("cyclic BS", "cyclic LR", "constant")
 # ------------------------------------------------------------------ configuration
 
 
+def run_id(key: tuple[str, str]) -> str:
+    """(experiment, run) -> 'experiment/run', the id used in the config's interpolation pairs."""
+    return f"{key[0]}/{key[1]}"
+
+
 def variant_of(run: str) -> str:
     """Run id without its seed suffix: 'lr0.1_bs32_s0' -> 'lr0.1_bs32'."""
     return re.sub(r"_s\d+$", "", run)
@@ -95,6 +100,13 @@ def experiment_analysis(name: str, exp: dict) -> dict:
     return analysis
 
 
+def default_group(exp: dict) -> str:
+    """Experiments with the same dataset and model spec are compared with each other."""
+    model = exp["model"]
+    extra = " ".join(f"{k}{v}" for k, v in sorted(model.items()) if k != "name")
+    return f"{exp['dataset']} {model['name']}" + (f" {extra}" if extra else "")
+
+
 def sharpness_settings(paper: dict, analysis: dict) -> dict:
     """Paper-wide sharpness settings overridden by the experiment's own."""
     base = {**paper_defaults()["sharpness"], **(paper.get("sharpness") or {})}
@@ -119,6 +131,7 @@ def plan(config: dict, runs: dict) -> dict:
                 if kind != "constant":
                     raise ConfigError(f"experiments.{name}.train.{key}: a sharpness experiment needs constant "
                                       f"eta and S (eta/S must be one number), got {kind!r}; use role: schedule")
+        analysis.setdefault("group", default_group(exp))
         experiments[name] = analysis
     keyed = {key: cfg for key, cfg in runs.items() if cfg.get("paper") == PAPER}
     sharp = [k for k in keyed if experiments[k[0]]["role"] == "sharpness"]
@@ -259,13 +272,18 @@ def sharpness_job(model_path, status_path, out_path, settings: dict, data: dict,
 # ------------------------------------------------------------------ per-run table
 
 
-RUN_COLUMNS = ["experiment", "run", "seed", "lr", "batch_size", "lr_over_batch", "status", "matched",
+RUN_COLUMNS = ["group", "experiment", "run", "seed", "lr", "batch_size", "lr_over_batch", "status", "matched",
                "equal_ratio", "target_loss", "epoch", "step", "metric", "value", "stderr", "note"]
 
 
-def equal_ratio_values(results: list[dict], experiments: dict) -> list[float]:
-    """eta/S values of the experiments flagged equal_ratio (the beta diagonals)."""
-    return sorted({r["lr_over_batch"] for r in results if experiments.get(r["experiment"], {}).get("equal_ratio")})
+def equal_ratio_values(results: list[dict], experiments: dict) -> dict[str, list[float]]:
+    """Per group, the eta/S values of the experiments flagged equal_ratio (the beta diagonals)."""
+    out: dict[str, set] = {}
+    for r in results:
+        exp = experiments.get(r["experiment"], {})
+        if exp.get("equal_ratio"):
+            out.setdefault(exp.get("group") or r["experiment"], set()).add(r["lr_over_batch"])
+    return {g: sorted(v) for g, v in out.items()}
 
 
 def _is_ratio_in(value: float, ratios) -> bool:
@@ -276,10 +294,12 @@ def runs_table(results: list[dict], experiments: dict) -> pd.DataFrame:
     """Tidy per-run table: one row per run and metric; missing values carry their reason."""
     ratios = equal_ratio_values(results, experiments)
     rows = []
-    for r in sorted(results, key=lambda r: (r["experiment"], r["lr_over_batch"], r["lr"], r["seed"])):
+    for r in sorted(results, key=lambda r: (r["lr_over_batch"], r["lr"], r["experiment"], r["seed"])):
         base = {k: r[k] for k in ("experiment", "run", "seed", "lr", "batch_size", "lr_over_batch", "status",
                                   "matched", "target_loss", "epoch", "step")}
-        base["equal_ratio"] = _is_ratio_in(r["lr_over_batch"], ratios)
+        group = experiments.get(r["experiment"], {}).get("group") or r["experiment"]
+        base["group"] = group
+        base["equal_ratio"] = _is_ratio_in(r["lr_over_batch"], ratios.get(group, ()))
         sh = r.get("sharpness") or {}
         values = {"lambda_max": (sh.get("lambda_max"), None), "hessian_trace": (sh.get("hessian_trace"),
                                                                                  sh.get("hessian_trace_stderr")),
@@ -319,7 +339,7 @@ def runs_wide(table: pd.DataFrame) -> pd.DataFrame:
     for col in ("matched", "equal_ratio"):
         wide[col] = wide[col].astype(bool)
     wide = wide[columns + [c for c in wide.columns if c not in columns]]
-    return wide.sort_values(["lr_over_batch", "lr", "seed"]).reset_index(drop=True)
+    return wide.sort_values(["group", "lr_over_batch", "lr", "seed"]).reset_index(drop=True)
 
 
 def _fmt(value, digits=3) -> str:
@@ -334,7 +354,7 @@ def runs_markdown(table: pd.DataFrame) -> str:
     if wide.empty:
         return "\n".join(lines + ["_No minima runs._", ""])
     out = pd.DataFrame({
-        "experiment": wide.experiment, "run": wide.run, "eta": wide.lr.map(_fmt), "S": wide.batch_size,
+        "group": wide.group, "experiment": wide.experiment, "run": wide.run, "eta": wide.lr.map(_fmt), "S": wide.batch_size,
         "eta/S": wide.lr_over_batch.map(lambda v: f"{v:.3g}"), "equal eta/S set": wide.equal_ratio.map({True: "yes", False: ""}),
         "status": [s if s != "completed" else ("matched" if m else "completed, not matched")
                    for s, m in zip(wide.status, wide.matched)],
@@ -344,6 +364,8 @@ def runs_markdown(table: pd.DataFrame) -> str:
                        zip(wide.hessian_trace, wide.hessian_trace_stderr)],
         "test acc": wide.test_acc.map(lambda v: "" if math.isnan(v) else f"{100 * v:.2f}%"),
         "note": wide.note})
+    if wide.group.nunique() <= 1:
+        out = out.drop(columns="group")
     return "\n".join(lines + [out.to_markdown(index=False), ""])
 
 
@@ -629,6 +651,20 @@ def _excluded_note(wide: pd.DataFrame) -> str:
 
 
 def sharpness_claims(wide: pd.DataFrame) -> list[Claim]:
+    """Claims B1-B3, within each group of comparable runs (ids get a [group] suffix when
+    there is more than one group)."""
+    groups = list(dict.fromkeys(wide.group)) if len(wide) and "group" in wide else []
+    if len(groups) <= 1:
+        return _group_sharpness_claims(wide)
+    out = []
+    for g in groups:
+        for c in _group_sharpness_claims(wide[wide.group == g]):
+            c.id = f"{c.id}[{g}]"
+            out.append(c)
+    return out
+
+
+def _group_sharpness_claims(wide: pd.DataFrame) -> list[Claim]:
     m = wide[wide.matched].copy() if len(wide) else wide
     excluded = _excluded_note(wide) if len(wide) else ""
     claims = []
@@ -806,38 +842,50 @@ def _target_text(wide: pd.DataFrame) -> str:
             + ", ".join(f"{t:g}" for t in targets))
 
 
+def _groups(wide: pd.DataFrame) -> list:
+    return list(dict.fromkeys(wide.group)) if len(wide) and "group" in wide else [None]
+
+
 def plot_vs_ratio(wide: pd.DataFrame, panels, png, pdf, title: str) -> None:
-    """panels: [(column, y label, log y, scale)]; one point per (eta, S), seeds as error bars."""
+    """panels: [(column, y label, log y, scale)]; one row per group of comparable runs; one
+    point per (eta, S) with the seeds as error bars (mean ± sd) and as faint dots."""
     plt, sns = _pyplot()
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), squeeze=False)
+    groups = _groups(wide)
+    fig, axes = plt.subplots(len(groups), len(panels), figsize=(5.2 * len(panels), 4.2 * len(groups)),
+                             squeeze=False)
     pal = batch_palette(wide.batch_size) if len(wide) else {}
     handles = _marker_legend(pal, [])
-    matched = wide[wide.matched] if len(wide) else wide
-    for ax, (col, ylabel, logy, scale) in zip(axes[0], panels):
-        d = matched[np.isfinite(matched[col].astype(float))].copy() if len(matched) and col in matched else matched
-        if len(d):
-            d["_y"] = d[col] * scale
-            for eq, marker in ((False, "o"), (True, "D")):
-                sub = d[d.equal_ratio == eq]
-                if len(sub):
-                    ax.scatter(sub.lr_over_batch, sub._y, c=[pal[int(s)] for s in sub.batch_size], marker=marker,
-                               s=14, alpha=0.35, linewidths=0)
-            agg = d.groupby(["lr", "batch_size", "lr_over_batch", "equal_ratio"])["_y"].agg(
-                ["mean", "std", "count"]).reset_index()
-            for _, r in agg.iterrows():
-                ax.errorbar(r.lr_over_batch, r["mean"], yerr=r["std"] if r["count"] > 1 else None,
-                            fmt="D" if r.equal_ratio else "o", color=pal[int(r.batch_size)], ms=7, capsize=3,
-                            mec="black" if r.equal_ratio else pal[int(r.batch_size)], elinewidth=1.2)
-        else:
-            ax.text(0.5, 0.5, "no matched runs", ha="center", va="center", transform=ax.transAxes)
-        if len(wide):
-            _top_markers(ax, wide, handles)
-        ax.set_xscale("log")
-        if logy and len(d):
-            ax.set_yscale("log")
-            _plain_log_ticks(ax.yaxis, d["_y"])
-        ax.set_xlabel(RATIO_LABEL)
-        ax.set_ylabel(ylabel)
+    for row, group in zip(axes, groups):
+        gw = wide if group is None else wide[wide.group == group]
+        matched = gw[gw.matched] if len(gw) else gw
+        for ax, (col, ylabel, logy, scale) in zip(row, panels):
+            d = matched[np.isfinite(matched[col].astype(float))].copy() if len(matched) else matched
+            if len(d):
+                d["_y"] = d[col] * scale
+                for eq, marker in ((False, "o"), (True, "D")):
+                    sub = d[d.equal_ratio == eq]
+                    if len(sub):
+                        ax.scatter(sub.lr_over_batch, sub._y, c=[pal[int(v)] for v in sub.batch_size],
+                                   marker=marker, s=14, alpha=0.35, linewidths=0)
+                agg = d.groupby(["lr", "batch_size", "lr_over_batch", "equal_ratio"])["_y"].agg(
+                    ["mean", "std", "count"]).reset_index()
+                for _, r in agg.iterrows():
+                    colour = pal[int(r.batch_size)]
+                    ax.errorbar(r.lr_over_batch, r["mean"], yerr=r["std"] if r["count"] > 1 else None,
+                                fmt="D" if r.equal_ratio else "o", color=colour, ms=7, capsize=3,
+                                mec="black" if r.equal_ratio else colour, elinewidth=1.2)
+            else:
+                ax.text(0.5, 0.5, "no matched runs", ha="center", va="center", transform=ax.transAxes)
+            if len(gw):
+                _top_markers(ax, gw, handles)
+            ax.set_xscale("log")
+            if logy and len(d):
+                ax.set_yscale("log")
+                _plain_log_ticks(ax.yaxis, d["_y"])
+            ax.set_xlabel(RATIO_LABEL)
+            ax.set_ylabel(ylabel)
+            if group is not None and len(groups) > 1:
+                ax.set_title(group, fontsize=9, loc="left")
     fig.suptitle(f"{title}\n{_target_text(wide) if len(wide) else ''}", fontsize=11)
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     fig.tight_layout()
@@ -845,41 +893,55 @@ def plot_vs_ratio(wide: pd.DataFrame, panels, png, pdf, title: str) -> None:
     plt.close(fig)
 
 
+def _heatmap(ax, wide: pd.DataFrame, sns) -> None:
+    lrs, sizes = sorted(wide.lr.unique()), sorted(wide.batch_size.unique())
+    mean = np.full((len(sizes), len(lrs)), np.nan)
+    labels = np.full(mean.shape, "", dtype=object)
+    for (lr, s), g in wide.groupby(["lr", "batch_size"]):
+        i, j = sizes.index(s), lrs.index(lr)
+        acc = g.test_acc.dropna() * 100
+        n_div = int((g.status != "completed").sum())
+        n_unm = int(((g.status == "completed") & ~g.matched).sum())
+        if len(acc):
+            mean[i, j] = acc.mean()
+            labels[i, j] = f"{acc.mean():.1f}" + (f"\n±{acc.std(ddof=1):.1f}" if len(acc) > 1 else "")
+        if n_div:
+            labels[i, j] += ("\n" if labels[i, j] else "") + ("diverged" if not len(acc) else f"({n_div} div.)")
+        if n_unm:
+            labels[i, j] += f"\n({n_unm} not at target)"
+    frame = pd.DataFrame(mean, index=sizes, columns=[f"{v:g}" for v in lrs])
+    limits = {"vmin": 0, "vmax": 100} if np.isnan(mean).all() else {}
+    sns.heatmap(frame, annot=False, cmap="viridis", ax=ax, cbar_kws={"label": "test accuracy (%)"},
+                mask=np.isnan(mean), linewidths=0.5, linecolor="white", **limits)
+    ax.set_facecolor("#dddddd")
+    for i in range(len(sizes)):
+        for j in range(len(lrs)):
+            if labels[i, j]:
+                if np.isnan(mean[i, j]):
+                    colour = "crimson"
+                else:
+                    colour = "white" if mean[i, j] < np.nanmean(mean) else "black"
+                ax.text(j + 0.5, i + 0.5, labels[i, j], ha="center", va="center", fontsize=8, color=colour)
+    ax.invert_yaxis()
+
+
 def plot_accuracy_heatmap(wide: pd.DataFrame, png, pdf) -> None:
-    """Mean test accuracy over seeds per (eta, S); diverged cells say so."""
+    """Mean test accuracy over seeds per (eta, S), one panel per group; diverged cells say so."""
     plt, sns = _pyplot()
-    fig, ax = plt.subplots(figsize=(1.3 * max(wide.lr.nunique(), 3) + 2, 0.8 * max(wide.batch_size.nunique(), 3) + 1.5))
-    if len(wide):
-        lrs, sizes = sorted(wide.lr.unique()), sorted(wide.batch_size.unique())
-        mean = np.full((len(sizes), len(lrs)), np.nan)
-        labels = np.full(mean.shape, "", dtype=object)
-        for (lr, s), g in wide.groupby(["lr", "batch_size"]):
-            i, j = sizes.index(s), lrs.index(lr)
-            acc = g.test_acc.dropna() * 100
-            n_div = int((g.status != "completed").sum())
-            n_unm = int(((g.status == "completed") & ~g.matched).sum())
-            if len(acc):
-                mean[i, j] = acc.mean()
-                labels[i, j] = f"{acc.mean():.1f}" + (f"\n±{acc.std(ddof=1):.1f}" if len(acc) > 1 else "")
-            if n_div:
-                labels[i, j] += ("\n" if labels[i, j] else "") + ("diverged" if not len(acc) else f"({n_div} div.)")
-            if n_unm:
-                labels[i, j] += f"\n({n_unm} not at target)"
-        frame = pd.DataFrame(mean, index=sizes, columns=[f"{v:g}" for v in lrs])
-        sns.heatmap(frame, annot=False, cmap="viridis", ax=ax, cbar_kws={"label": "test accuracy (%)"},
-                    mask=np.isnan(mean), linewidths=0.5, linecolor="white")
-        ax.set_facecolor("#dddddd")
-        for i in range(len(sizes)):
-            for j in range(len(lrs)):
-                if labels[i, j]:
-                    colour = "white" if not np.isnan(mean[i, j]) and mean[i, j] < np.nanmean(mean) else "black"
-                    if np.isnan(mean[i, j]):
-                        colour = "crimson"
-                    ax.text(j + 0.5, i + 0.5, labels[i, j], ha="center", va="center", fontsize=8, color=colour)
-        ax.invert_yaxis()
-    ax.set_xlabel("learning rate η")
-    ax.set_ylabel("batch size S (examples)")
-    ax.set_title("Test accuracy (%) per (η, S), mean ± sd over seeds\n" + (_target_text(wide) if len(wide) else ""),
+    groups = _groups(wide)
+    n_lr = max([wide[wide.group == g].lr.nunique() for g in groups if g is not None] or [3])
+    n_bs = max([wide[wide.group == g].batch_size.nunique() for g in groups if g is not None] or [3])
+    fig, axes = plt.subplots(1, len(groups), figsize=((1.3 * max(n_lr, 3) + 2) * len(groups), 0.8 * max(n_bs, 3) + 1.5),
+                             squeeze=False)
+    for ax, group in zip(axes[0], groups):
+        gw = wide if group is None else wide[wide.group == group]
+        if len(gw):
+            _heatmap(ax, gw, sns)
+        ax.set_xlabel("learning rate η")
+        ax.set_ylabel("batch size S (examples)")
+        if group is not None and len(groups) > 1:
+            ax.set_title(group, fontsize=9, loc="left")
+    fig.suptitle("Test accuracy (%) per (η, S), mean ± sd over seeds\n" + (_target_text(wide) if len(wide) else ""),
                  fontsize=10)
     fig.tight_layout()
     _save(fig, png, pdf)

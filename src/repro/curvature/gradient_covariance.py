@@ -60,6 +60,7 @@ from torch.func import functional_call, grad, vmap
 
 from ._utils import check_mean_loss, flatten, prepare_batches, trainable
 from .bn import curvature_mode
+from .hvp import _grad
 
 GRAM_METHODS = ("auto", "gram", "vmap", "loop")
 LOOP_MIN_BATCH = 32     # "auto" uses "loop" when batches hold this many examples on average
@@ -147,7 +148,7 @@ def gradient_gram(model: nn.Module, loss_fn, batches, method: str = "auto",
         phi = _per_example_vmap(model, loss_fn, batches, names, params, chunk_size)
     else:
         with torch.enable_grad():
-            phi = torch.stack([flatten(torch.autograd.grad(loss_fn(model(x), y), params)) for x, y in batches])
+            phi = torch.stack([flatten(_grad(loss_fn(model(x), y), params)) for x, y in batches])
     return (phi @ phi.T).to("cpu", torch.float64), method, phi
 
 
@@ -184,7 +185,7 @@ def _weighted_gradients(model, loss_fn, batches, W: Tensor, chunk_size: int) -> 
         losses = _segment_losses(model, loss_fn, chunk)
         for j in range(W.shape[1]):
             obj = (losses * W[m0:m0 + len(chunk), j]).sum()
-            out[:, j] += flatten(torch.autograd.grad(obj, params, retain_graph=j + 1 < W.shape[1])).detach()
+            out[:, j] += flatten(_grad(obj, params, retain_graph=j + 1 < W.shape[1])).detach()
         m0 += len(chunk)
     return out
 

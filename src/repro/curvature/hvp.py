@@ -45,6 +45,18 @@ from ._utils import check_mean_loss, flatten, functional_loss, prepare_batches, 
 HVP_METHODS = ("auto", "cached", "fwdrev", "double_backward")
 
 
+def _grad(outputs, params, grad_outputs=None, **kw) -> list[Tensor]:
+    """torch.autograd.grad that treats parameters (or gradients) outside the graph as zero."""
+    if isinstance(outputs, Tensor):
+        outputs, grad_outputs = [outputs], None if grad_outputs is None else [grad_outputs]
+    pairs = [(o, g) for o, g in zip(outputs, grad_outputs or [None] * len(outputs)) if o.requires_grad]
+    if not pairs:
+        return [torch.zeros_like(p) for p in params]
+    outs, gos = zip(*pairs)
+    return list(torch.autograd.grad(outs, params, None if grad_outputs is None else gos, allow_unused=True,
+                                    materialize_grads=True, **kw))
+
+
 class HessianVectorProduct:
     """Callable ``v -> H v`` on flat parameter-space vectors (dtype/device of the parameters).
 
@@ -89,12 +101,12 @@ class HessianVectorProduct:
                     return t
 
                 with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-                    g = torch.autograd.grad(w * self.loss_fn(self.model(x), y), self.params, create_graph=True)
+                    g = _grad(w * self.loss_fn(self.model(x), y), self.params, create_graph=True)
                 self.cache_bytes_estimate = sum(seen.values()) / w  # scaled to all N examples
                 if self.cache_bytes_estimate > budget:
                     return "fwdrev"
             else:
-                g = torch.autograd.grad(w * self.loss_fn(self.model(x), y), self.params, create_graph=True)
+                g = _grad(w * self.loss_fn(self.model(x), y), self.params, create_graph=True)
             total = list(g) if total is None else [a + b for a, b in zip(total, g)]
         self._graph = total
         return "cached"
@@ -112,7 +124,7 @@ class HessianVectorProduct:
         if self.method == "cached":
             if self._graph is None:
                 raise RuntimeError("the cached graph was released")
-            return flatten(torch.autograd.grad(self._graph, self.params, vs, retain_graph=True)).detach()
+            return flatten(_grad(self._graph, self.params, vs, retain_graph=True)).detach()
         out = torch.zeros(self.dim, device=self.device, dtype=self.dtype)
         for (x, y), w in zip(self.batches, self.weights):
             if self.method == "fwdrev":
@@ -120,8 +132,8 @@ class HessianVectorProduct:
                 with torch.no_grad():
                     _, hv = jvp(lambda ps: self._grad_fn(ps, x, y), (primals,), (tuple(vs),))
             else:  # double_backward
-                g = torch.autograd.grad(self.loss_fn(self.model(x), y), self.params, create_graph=True)
-                hv = torch.autograd.grad(g, self.params, vs)
+                g = _grad(self.loss_fn(self.model(x), y), self.params, create_graph=True)
+                hv = _grad(g, self.params, vs)
             out.add_(flatten(hv).detach(), alpha=w)
         return out
 
