@@ -8,7 +8,7 @@ import repro.minima_analysis as minima_lib
 
 validate(config.setdefault("minima", {}), "../schemas/minima.schema.yaml")
 try:
-    MINIMA = minima_lib.plan(config, RUNS)
+    MINIMA = minima_lib.Workflow(config, RUNS, RESULTS)
 except ConfigError as error:
     raise WorkflowError(f"Invalid configuration: {error}") from None
 
@@ -16,57 +16,6 @@ MINIMA_METRICS = f"{RESULTS}/metrics/minima"
 MINIMA_TABLES = f"{RESULTS}/tables/minima"
 MINIMA_FIGURES = f"{RESULTS}/figures/minima"
 MINIMA_CATEGORY = "B: Three factors (minima)"
-
-
-def get_minima_sharpness(wildcards=None):
-    return [f"{MINIMA_METRICS}/sharpness/{e}/{r}.json" for e, r in MINIMA["sharpness"]]
-
-
-def get_minima_interpolations(wildcards=None):
-    return [f"{MINIMA_METRICS}/interpolation/{pair}.csv" for pair in MINIMA["pairs"]]
-
-
-def get_minima_schedule_files(kind):
-    return [f"{run_dir(e, r)}/{kind}" for e, r in MINIMA["schedule"]]
-
-
-def get_minima_pair_inputs(wildcards):
-    pair = MINIMA["pairs"][wildcards.pair]
-    return {
-        f"{end}_{name}": f"{run_dir(*pair[end])}/{name}.{ext}"
-        for end in ("a", "b")
-        for name, ext in (("model", "pt"), ("status", "json"))
-    }
-
-
-def minima_sharpness_settings(wildcards):
-    analysis = MINIMA["experiments"][wildcards.experiment]
-    return minima_lib.sharpness_settings(config["minima"], analysis)
-
-
-def minima_run_data(wildcards):
-    return minima_lib.data_spec(RUNS[(wildcards.experiment, wildcards.run)])
-
-
-def minima_pair_spec(wildcards):
-    pair = MINIMA["pairs"][wildcards.pair]
-    return {
-        "a": minima_lib.run_id(pair["a"]),
-        "b": minima_lib.run_id(pair["b"]),
-        "data": minima_lib.data_spec(RUNS[pair["a"]]),
-    }
-
-
-def minima_interpolation_settings(wildcards):
-    settings = config["minima"]["interpolation"]
-    return {k: v for k, v in settings.items() if k != "pairs"}
-
-
-def minima_experiment_flags(*keys):
-    return {
-        name: {k: analysis.get(k) for k in keys}
-        for name, analysis in MINIMA["experiments"].items()
-    }
 
 
 MINIMA_OUTPUTS = {
@@ -113,8 +62,8 @@ rule minima_sharpness:
         runtime=60,
         gpu=config["minima"]["gpu"],
     params:
-        settings=minima_sharpness_settings,
-        data=minima_run_data,
+        settings=MINIMA.sharpness_settings,
+        data=MINIMA.run_data,
         device=config["device"],
         data_root=config["data_root"],
         download=config["download"],
@@ -124,7 +73,7 @@ rule minima_sharpness:
 
 rule minima_interpolate:
     input:
-        unpack(get_minima_pair_inputs),
+        unpack(MINIMA.pair_inputs),
     output:
         f"{MINIMA_METRICS}/interpolation/{{pair}}.csv",
     log:
@@ -141,8 +90,8 @@ rule minima_interpolate:
         runtime=60,
         gpu=config["minima"]["gpu"],
     params:
-        pair=minima_pair_spec,
-        settings=minima_interpolation_settings,
+        pair=MINIMA.pair_spec,
+        settings=MINIMA.interpolation_settings,
         device=config["device"],
         data_root=config["data_root"],
         download=config["download"],
@@ -152,7 +101,7 @@ rule minima_interpolate:
 
 rule minima_runs_table:
     input:
-        get_minima_sharpness,
+        MINIMA.sharpness_files,
     output:
         csv=MINIMA_OUTPUTS["runs"],
         md=report(
@@ -170,7 +119,7 @@ rule minima_runs_table:
         mem_mb=1000,
         runtime=10,
     params:
-        experiments=minima_experiment_flags("role", "equal_ratio", "group"),
+        experiments=MINIMA.experiment_flags("role", "equal_ratio", "group"),
     script:
         "../scripts/minima_runs_table.py"
 
@@ -214,7 +163,7 @@ rule minima_ratio_figures:
 
 rule minima_interpolation_summary:
     input:
-        get_minima_interpolations,
+        MINIMA.interpolation_files,
     output:
         csv=MINIMA_OUTPUTS["interpolation"],
         md=report(
@@ -244,8 +193,8 @@ rule minima_interpolation_summary:
 
 rule minima_schedules:
     input:
-        status=get_minima_schedule_files("status.json"),
-        history=get_minima_schedule_files("history.csv"),
+        status=MINIMA.schedule_files("status.json"),
+        history=MINIMA.schedule_files("history.csv"),
     output:
         csv=MINIMA_OUTPUTS["schedules"],
         md=report(
@@ -271,7 +220,7 @@ rule minima_schedules:
         mem_mb=1000,
         runtime=10,
     params:
-        experiments=minima_experiment_flags("paper_accuracy", "paper_setting"),
+        experiments=MINIMA.experiment_flags("paper_accuracy", "paper_setting"),
     script:
         "../scripts/minima_schedules.py"
 

@@ -17,11 +17,17 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 def snakemake(workdir, *args, configfiles=("tiny.yaml",), check=True, timeout=900, env=None):
     """Run the project's Snakefile with results in `workdir`; returns CompletedProcess.
 
+    `args` are Snakemake arguments and targets (a target may follow "--");
     `configfiles` are names in tests/configs/ (merged in order) or absolute paths.
     """
     files = [str(c if Path(c).is_absolute() else CONFIGS / c) for c in configfiles]
+    args = list(args)
+    targets = []
+    if "--" in args:  # keep targets apart from --configfile, which takes several values
+        cut = args.index("--")
+        args, targets = args[:cut], args[cut + 1:]
     cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2",
-           "--configfile", *files, *args]
+           *args, "--configfile", *files] + (["--", *targets] if targets else [])
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})})
     if check and proc.returncode != 0:
@@ -31,7 +37,7 @@ def snakemake(workdir, *args, configfiles=("tiny.yaml",), check=True, timeout=90
 
 def planned_jobs(workdir, *args, configfiles=("tiny.yaml",)) -> dict[str, int]:
     """Job counts per rule from a dry run (`-n`); empty when nothing is to be done."""
-    proc = snakemake(workdir, "-n", "--quiet", "rules", *args, configfiles=configfiles)
+    proc = snakemake(workdir, "-n", "--quiet=rules", *args, configfiles=configfiles)
     counts, in_table = {}, False
     for line in (proc.stdout + proc.stderr).splitlines():
         parts = line.split()

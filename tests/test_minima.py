@@ -81,6 +81,26 @@ def test_spearman_matches_explicit_rank_correlation_with_ties():
     assert math.isnan(mb.spearman([1, 2], [2, 1])[0])
 
 
+def test_partial_spearman_is_the_rank_correlation_of_regression_residuals():
+    g = np.random.default_rng(0)
+    z = g.normal(size=12)
+    x = z + g.normal(size=12)
+    y = -z + 0.5 * x + g.normal(size=12)
+
+    def ranks(v):
+        return np.array([sum(1 for w in v if w < u) + 1.0 for u in v])  # no ties here
+
+    def residual(a, b):  # least squares a ~ c0 + c1 b, written out
+        bm, am = b.mean(), a.mean()
+        c1 = ((a - am) * (b - bm)).sum() / ((b - bm) ** 2).sum()
+        return a - am - c1 * (b - bm)
+
+    ex, ey = residual(ranks(x), ranks(z)), residual(ranks(y), ranks(z))
+    expected = (ex * ey).sum() / math.sqrt((ex ** 2).sum() * (ey ** 2).sum())
+    assert mb.partial_spearman(x, y, z) == pytest.approx(expected, abs=1e-12)
+    assert math.isnan(mb.partial_spearman(x[:3], y[:3], z[:3]))
+
+
 def test_ratio_pairs_and_closeness_by_hand():
     # (lr, bs, seed, lambda_max, test_acc)
     runs = [(0.1, 32, 0, 4.0, 0.90), (0.05, 16, 0, 5.0, 0.91), (0.1, 64, 0, 8.0, 0.88),

@@ -50,9 +50,9 @@ def _without_venv_on_path(env):
 def test_tiny_config_through_slurm_matches_local_run(cluster, tmp_path):
     local, remote = tmp_path / "local", tmp_path / "slurm"
     with ThreadPoolExecutor(1) as pool:  # the local reference run meanwhile, to save time
-        # (an option before the targets ends --configfile's list of files)
-        reference = pool.submit(snakemake, local, "--profile", str(REPO / "profiles" / "local"), *TARGETS)
-        proc = snakemake(remote, "--profile", str(REPO / "profiles" / "test-slurm"), *TARGETS,
+        # ("--" keeps the targets apart from --configfile's list of files)
+        reference = pool.submit(snakemake, local, "--profile", str(REPO / "profiles" / "local"), "--", *TARGETS)
+        proc = snakemake(remote, "--profile", str(REPO / "profiles" / "test-slurm"), "--", *TARGETS,
                          env=_without_venv_on_path(cluster.env), timeout=600)
         reference.result()
     out = proc.stdout + proc.stderr
@@ -79,7 +79,7 @@ def test_tiny_config_through_slurm_matches_local_run(cluster, tmp_path):
     assert (local / "results/run_table.csv").read_bytes() == (remote / "results/run_table.csv").read_bytes()
 
     # a second submission has nothing to do
-    again = snakemake(remote, "--profile", str(REPO / "profiles" / "test-slurm"), "-n", *TARGETS,
+    again = snakemake(remote, "--profile", str(REPO / "profiles" / "test-slurm"), "-n", "--", *TARGETS,
                       env=_without_venv_on_path(cluster.env))
     assert "Nothing to be done" in again.stdout + again.stderr
 

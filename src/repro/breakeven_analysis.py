@@ -514,10 +514,14 @@ def maxima_frame(traj: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
                 value, at = float(best.value), float(best.epoch)
             else:
                 value, at = math.nan, math.nan
+            at_end = bool(len(m) > 1 and at == m.epoch.max())
             note = run.note if not run.valid else ("" if len(m) else "no measured snapshot")
+            if at_end and run.valid:
+                note = "maximum at the last snapshot: a lower bound (the peak may come later)"
             rows.append(dict({k: run[k] for k in RUN_KEYS}, metric=name, value=value, epoch_of_max=at,
-                             threshold_epoch=run.threshold_epoch, reached_threshold=run.reached_threshold,
-                             valid=bool(run.valid and len(m)), n_points=len(m), note=note))
+                             peak_at_end=at_end, threshold_epoch=run.threshold_epoch,
+                             reached_threshold=run.reached_threshold, valid=bool(run.valid and len(m)),
+                             n_points=len(m), note=note))
     return pd.DataFrame(rows)
 
 
@@ -657,9 +661,11 @@ def _monotone_claim(cid, statement, maxima, runs, sweeps, kind, metric, directio
         means = rows.groupby(kind).value.mean()
         trend = ", ".join(f"{v:g}: {m:.4g}" for v, m in means.items())
         at_init = int((rows.epoch_of_max == 0).sum())
+        at_end = rows.run[rows.peak_at_end.astype(bool)].tolist() if "peak_at_end" in rows else []
         parts.append(f"{sw['name']} [{sw['experiment']}]: {g}/{t} ordered; seed means {trend}"
                      + (f"; {at_init} run(s) peak at initialisation (the same network for every "
-                        f"value of a seed, so their maxima tie)" if at_init else ""))
+                        f"value of a seed, so their maxima tie)" if at_init else "")
+                     + (f"; maximum at the last snapshot (a lower bound) in {', '.join(at_end)}" if at_end else ""))
     value = good / total if total else math.nan
     verdict = compare(value, ">=", MIN_ORDERED_FRACTION)
     note = "; ".join(parts) or "no sweep of this kind"

@@ -18,6 +18,7 @@ import pandas as pd
 from .io import atomic_write_text
 
 VERDICTS = ("holds", "fails", "inconclusive")
+PAPER_IDS = {"iterative": "A", "minima": "B", "heinit": "C", "breakeven": "D"}
 COLUMNS = ["id", "paper", "statement", "statistic", "threshold", "value", "verdict", "note"]
 
 
@@ -53,7 +54,11 @@ def to_frame(claims: list[Claim]) -> pd.DataFrame:
 def collect(paths) -> pd.DataFrame:
     frames = [pd.read_csv(p) for p in paths if Path(p).stat().st_size > 0]
     frames = [f for f in frames if not f.empty]
-    return pd.concat(frames, ignore_index=True)[COLUMNS] if frames else pd.DataFrame(columns=COLUMNS)
+    if not frames:
+        return pd.DataFrame(columns=COLUMNS)
+    table = pd.concat(frames, ignore_index=True)[COLUMNS]
+    table["paper"] = table["paper"].astype(str).map(lambda p: PAPER_IDS.get(p, p))  # one spelling: A-D
+    return table
 
 
 def write_claims(frame: pd.DataFrame, csv_path, md_path) -> None:

@@ -81,6 +81,8 @@ def plot_block_metric(blocks: pd.DataFrame, metric: str, stem) -> list[str]:
                         col_wrap=min(4, f["model"].nunique()), kind="line", marker="o", errorbar=BAND,
                         height=3.2, aspect=1.2, facet_kws=dict(sharex=False))
         _stage_lines(g, f)
+        for ax in g.axes.flat:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if metric == "cosine":
             for ax in g.axes.flat:
                 ax.axhline(0, color="k", lw=0.8)
@@ -112,9 +114,10 @@ def plot_drop(drop: pd.DataFrame, stem) -> list[str]:
                            label=f"blocks shuffled within stages ({shuf.mean():.1f}%)")
             ax.set_title(model)
             ax.set_xlabel("dropped residual block i (forward order)")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_ylabel("test accuracy (%)")
             ax.set_ylim(0, 101)
-            ax.legend(fontsize=7, loc="lower right")
+            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2))
         fig.suptitle("Drop one block: identity in place of F_i (mean ± sd over seeds)", y=1.02)
     return save_figure(fig, stem)
 
@@ -133,6 +136,8 @@ def plot_heads(heads: pd.DataFrame, stem, split: str = "test") -> list[str]:
                         col_wrap=min(4, f["model"].nunique()), kind="line", marker="o", errorbar=BAND,
                         height=3.2, aspect=1.2, legend="full")
         g.set_axis_labels("block j of the last stage (head applied after it)", f"{split} accuracy (%)")
+        for ax in g.axes.flat:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         g.set_titles("{col_name}")
         g.legend.set_title("epoch")
         g.figure.suptitle("Intermediate heads during training (mean ± sd over seeds)", y=1.03)
@@ -224,6 +229,7 @@ def plot_sharing_init(init: pd.DataFrame, stem) -> list[str]:
                 if (e[e["metric"] == metric]["value"] > 0).all():
                     ax.set_yscale("log")
                 ax.set_xlabel("residual block i (forward order)")
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
                 ax.set_ylabel(ylabel)
                 if i == 0:
                     ax.set_title(exp)

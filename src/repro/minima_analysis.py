@@ -54,7 +54,6 @@ from .io import atomic_write_json, atomic_write_text
 PAPER = "minima"
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "minima.schema.yaml"
 REL_TOL = 1e-6
-SHARPNESS_METRICS = ("lambda_max", "hessian_trace", "subset_loss")
 FINAL_METRICS = ("train_loss", "train_acc", "test_loss", "test_acc")
 SCHEDULE_ORDER = ("cyclic BS", "cyclic LR", "constant")
 
@@ -125,16 +124,16 @@ def plan(config: dict, runs: dict) -> dict:
         if exp.get("paper") != PAPER:
             continue
         analysis = experiment_analysis(name, exp)
-        if analysis["role"] == "sharpness":
-            for key in ("lr_schedule", "batch_schedule"):
-                kind = (exp["train"].get(key) or {}).get("type", "constant")
-                if kind != "constant":
-                    raise ConfigError(f"experiments.{name}.train.{key}: a sharpness experiment needs constant "
-                                      f"eta and S (eta/S must be one number), got {kind!r}; use role: schedule")
         analysis.setdefault("group", default_group(exp))
         experiments[name] = analysis
     keyed = {key: cfg for key, cfg in runs.items() if cfg.get("paper") == PAPER}
     sharp = [k for k in keyed if experiments[k[0]]["role"] == "sharpness"]
+    for exp_name, run in sharp:
+        for key in ("lr_schedule", "batch_schedule"):
+            kind = (runs[(exp_name, run)]["train"].get(key) or {}).get("type", "constant")
+            if kind != "constant":
+                raise ConfigError(f"experiments.{exp_name} (run {run}).train.{key}: a sharpness experiment needs "
+                                  f"constant eta and S (eta/S must be one number), got {kind!r}; use role: schedule")
     sched = [k for k in keyed if experiments[k[0]]["role"] == "schedule"]
     pairs = {}
     for pname, spec in ((paper.get("interpolation") or {}).get("pairs") or {}).items():
@@ -152,6 +151,51 @@ def plan(config: dict, runs: dict) -> dict:
                               f"({da['dataset']} {da['model']} vs {db['dataset']} {db['model']})")
         pairs[pname] = {**ends, "label": spec.get("label", pname)}
     return {"experiments": experiments, "sharpness": sharp, "schedule": sched, "pairs": pairs}
+
+
+class Workflow:
+    """The input and params functions of rules/minima.smk (kept out of the .smk file).
+
+    Built once when the workflow is parsed; raises ConfigError for a bad configuration."""
+
+    def __init__(self, config: dict, runs: dict, results: str = "results"):
+        self.config, self.runs, self.results = config, runs, results
+        self.plan = plan(config, runs)
+        self.metrics = f"{results}/metrics/{PAPER}"
+
+    def run_dir(self, key) -> str:
+        return f"{self.results}/runs/{key[0]}/{key[1]}"
+
+    def sharpness_files(self, wildcards=None) -> list[str]:
+        return [f"{self.metrics}/sharpness/{e}/{r}.json" for e, r in self.plan["sharpness"]]
+
+    def interpolation_files(self, wildcards=None) -> list[str]:
+        return [f"{self.metrics}/interpolation/{pair}.csv" for pair in self.plan["pairs"]]
+
+    def schedule_files(self, name: str) -> list[str]:
+        return [f"{self.run_dir(key)}/{name}" for key in self.plan["schedule"]]
+
+    def pair_inputs(self, wildcards) -> dict:
+        pair = self.plan["pairs"][wildcards.pair]
+        return {f"{end}_{name}": f"{self.run_dir(pair[end])}/{name}.{ext}"
+                for end in ("a", "b") for name, ext in (("model", "pt"), ("status", "json"))}
+
+    def sharpness_settings(self, wildcards) -> dict:
+        return sharpness_settings(self.config.get(PAPER) or {}, self.plan["experiments"][wildcards.experiment])
+
+    def run_data(self, wildcards) -> dict:
+        return data_spec(self.runs[(wildcards.experiment, wildcards.run)])
+
+    def pair_spec(self, wildcards) -> dict:
+        pair = self.plan["pairs"][wildcards.pair]
+        return {"a": run_id(pair["a"]), "b": run_id(pair["b"]), "data": data_spec(self.runs[pair["a"]])}
+
+    def interpolation_settings(self, wildcards=None) -> dict:
+        settings = {**paper_defaults()["interpolation"], **((self.config.get(PAPER) or {}).get("interpolation") or {})}
+        return {k: v for k, v in settings.items() if k != "pairs"}
+
+    def experiment_flags(self, *keys) -> dict:
+        return {name: {k: analysis.get(k) for k in keys} for name, analysis in self.plan["experiments"].items()}
 
 
 def data_spec(cfg: dict) -> dict:
@@ -592,6 +636,20 @@ def spearman(x, y) -> tuple[float, float, int]:
     return float(res.statistic), float(res.pvalue), n
 
 
+def partial_spearman(x, y, z) -> float:
+    """Spearman correlation of x and y with z held fixed: the partial correlation of the ranks,
+    (r_xy - r_xz r_yz) / sqrt((1 - r_xz^2)(1 - r_yz^2)); NaN if undefined."""
+    x, y, z = (np.asarray(v, float) for v in (x, y, z))
+    ok = np.isfinite(x) & np.isfinite(y) & np.isfinite(z)
+    if ok.sum() < 4:
+        return math.nan
+    rxy, rxz, ryz = spearman(x[ok], y[ok])[0], spearman(x[ok], z[ok])[0], spearman(y[ok], z[ok])[0]
+    denom = math.sqrt(max((1 - rxz ** 2) * (1 - ryz ** 2), 0.0))
+    if any(math.isnan(v) for v in (rxy, rxz, ryz)) or denom == 0:
+        return math.nan
+    return (rxy - rxz * ryz) / denom
+
+
 def _close(a: float, b: float) -> bool:
     return abs(a - b) <= REL_TOL * max(abs(a), abs(b))
 
@@ -678,7 +736,9 @@ def _group_sharpness_claims(wide: pd.DataFrame) -> list[Claim]:
         rho, p, n = spearman(m.lr_over_batch, m[metric]) if len(m) and metric in m else (math.nan, math.nan, 0)
         verdict = compare(rho, op, threshold) if enough else "inconclusive"
         why = ("" if enough else f"needs >= 4 matched runs over >= 3 eta/S values, have {len(m)} over {n_ratios}; ")
-        note = why + f"{n} matched runs, {n_ratios} eta/S values, p = {_fmt(p, 2)}; {loss_range}"
+        partial = partial_spearman(m.lr_over_batch, m[metric], m.train_loss) if len(m) else math.nan
+        note = why + (f"{n} matched runs, {n_ratios} eta/S values, p = {_fmt(p, 2)}; {loss_range}; "
+                      f"partial rho given that loss = {_fmt(partial, 2)}")
         if excluded:
             note += f"; {excluded}"
         return Claim(cid, PAPER, statement, f"Spearman rho(eta/S, {name})", f"{op} {threshold}",
