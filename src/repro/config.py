@@ -88,20 +88,30 @@ def _validate_experiment(where: str, exp: dict, schema: dict) -> None:
         raise ConfigError(f"{where}.{path}: {exc.message}") from None
 
 
-def _check_model(where: str, exp: dict) -> None:
-    """Build the model on the meta device and run a fake batch through it."""
+def _check_model(where: str, exp: dict, checked: dict) -> None:
+    """Build the model on the meta device (no memory, no real init) and run a fake batch.
+
+    Each distinct (model, dataset) pair is checked once: a paper config has thousands of
+    runs but a handful of architectures.
+    """
+    import json
+
     import torch
 
     from .models import build_model
 
-    shape = INPUT_SHAPES[exp["dataset"]]
-    try:
-        with torch.device("meta"):
-            model = build_model(exp["model"], shape, NUM_CLASSES.get(exp["dataset"], 10))
-            model.eval()(torch.zeros(2, *shape))
-    except Exception as exc:  # noqa: BLE001 - any build failure is a config error
-        raise ConfigError(f"{where}.model: {exp['model']} does not fit {exp['dataset']} inputs "
-                          f"of shape {shape}: {exc}") from None
+    key = json.dumps([exp["model"], exp["dataset"]], sort_keys=True)
+    if key not in checked:
+        shape = INPUT_SHAPES[exp["dataset"]]
+        try:
+            with torch.device("meta"):
+                model = build_model(exp["model"], shape, NUM_CLASSES.get(exp["dataset"], 10))
+                model.eval()(torch.zeros(2, *shape))
+            checked[key] = None
+        except Exception as exc:  # noqa: BLE001 - any build failure is a config error
+            checked[key] = f"{exp['model']} does not fit {exp['dataset']} inputs of shape {shape}: {exc}"
+    if checked[key]:
+        raise ConfigError(f"{where}.model: {checked[key]}")
 
 
 def snapshot_epochs(exp: dict) -> list[float]:
@@ -122,6 +132,7 @@ def expand_runs(config: dict) -> dict[tuple[str, str], dict]:
     """{(experiment, run): resolved run config}, every run checked; raises ConfigError."""
     schema = load_schema()
     runs: dict[tuple[str, str], dict] = {}
+    checked_models: dict[str, str | None] = {}
     for name, exp in config["experiments"].items():
         where = f"experiments.{name}"
         _check_name("experiments", name)
@@ -134,7 +145,7 @@ def expand_runs(config: dict) -> dict[tuple[str, str], dict]:
             for key, value in overrides.items():
                 _set_dotted(resolved, key, value)
             _validate_experiment(f"{where} (run {label})", resolved, schema)
-            _check_model(f"{where} (run {label})", resolved)
+            _check_model(f"{where} (run {label})", resolved, checked_models)
             for seed in exp.get("seeds", [0]):
                 run = f"{label}_s{seed}"
                 _check_name(where, run)

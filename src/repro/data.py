@@ -68,7 +68,7 @@ def availability_error(name: str, data_root: str | Path, download: bool) -> str 
     return (f"dataset {name!r} is not present under data_root={str(data_root)!r} "
             f"(missing {missing[0]}{' and others' if len(missing) > 1 else ''}). "
             f"Put the torchvision files there, or set `download: true` in the config "
-            f"(or --config download=true) on a machine with network access.")
+            f"(or --config download=True) on a machine with network access.")
 
 
 def stratified_split(y: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
