@@ -33,7 +33,7 @@ rule iterative_model_metrics:
         "../envs/repro.yaml"
     threads: config["threads"]
     resources:
-        mem_mb=4000,
+        mem_mb=config["iterative"]["mem_mb"],
         runtime=30,
         gpu=config["iterative"]["gpu"],
     params:
@@ -63,7 +63,7 @@ rule iterative_snapshot_metrics:
         "../envs/repro.yaml"
     threads: config["threads"]
     resources:
-        mem_mb=4000,
+        mem_mb=config["iterative"]["mem_mb"],
         runtime=30,
         gpu=config["iterative"]["gpu"],
     params:

@@ -357,6 +357,12 @@ def test_covariance_eigenvectors():
             assert torch.linalg.norm(K @ V[:, i] - lam * V[:, i]) <= 1e-8 * float(out["eigs"][0])
 
 
+def test_block_triangular_gram():
+    from repro.curvature.gradient_covariance import _sym_gram
+    phi = torch.randn(601, 37, dtype=DT, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(_sym_gram(phi), phi @ phi.T, rtol=1e-12, atol=1e-12)
+
+
 def test_unsupported_layer_falls_back_to_vmap():
     torch.manual_seed(3)
     model = nn.Sequential(nn.Linear(6, 5), nn.LayerNorm(5), nn.Tanh(), nn.Linear(5, 3)).to(DT)

@@ -43,7 +43,7 @@ def test_schema_defaults_equal_library_defaults_and_overrides_merge():
     assert merged["unroll"] == {"steps": 5, "scales": [0.5]}
     assert merged["n_shuffles"] == 1 and merged["borderline"] == ia.DEFAULTS["borderline"]
     assert ia.DEFAULTS["unroll"]["steps"] == 20  # the merge never mutates the defaults
-    assert set(ia.MODEL_KEYS) | set(ia.SNAPSHOT_KEYS) | {"measure_variants", "gpu"} == set(yaml.safe_load(
+    assert set(ia.MODEL_KEYS) | set(ia.SNAPSHOT_KEYS) | {"measure_variants", "gpu", "mem_mb"} == set(yaml.safe_load(
         SCHEMA.read_text())["properties"])
 
 

@@ -21,8 +21,9 @@ BN mode. Everything here runs the model in eval mode (running statistics), excep
 step) on a copy of the model because the running statistics of an untrained network are
 meaningless. The caller's train/eval mode is restored on return.
 
-Every function takes ``batches``, a list of (inputs, targets) pairs, and moves them to the
-model's device; averages are over examples (example-weighted across batches).
+The measurement functions take ``batches``, a list of (inputs, targets) pairs (one pair
+for :func:`init_diagnostics`), and move them to the model's device and dtype; averages are
+over examples (example-weighted across batches, so the batching never changes a result).
 """
 
 from __future__ import annotations

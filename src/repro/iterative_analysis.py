@@ -71,6 +71,7 @@ DEFAULTS: dict = {
     "unroll": {"steps": 20, "scales": [1.0, 0.1]},
     "measure_variants": ["unshared", "naive", "UBN"],  # variants whose final models are measured
     "gpu": 0,                  # GPUs the per-run measurement jobs ask the scheduler for
+    "mem_mb": 4000,            # memory they ask for
 }
 MODEL_KEYS = ("max_examples", "subset_seed", "batch_size", "splits", "n_shuffles", "borderline", "unroll")
 SNAPSHOT_KEYS = ("max_examples", "subset_seed", "batch_size", "heads_splits", "init_batch")

@@ -247,9 +247,9 @@ def plot_sharing_curves(curves: pd.DataFrame, stem) -> list[str]:
     with sns.axes_style("whitegrid"):
         g = sns.relplot(data=f, x="epoch", y="value", hue="variant", palette=VARIANT_COLORS, style="split",
                         style_order=["test", "train"], col="experiment", kind="line", marker="o", errorbar=BAND,
-                        height=3.4, aspect=1.2,
-                        facet_kws=dict(sharey=False))
+                        height=3.4, aspect=1.2)
         for ax in g.axes.flat:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             if (f["value"] > 0).all():
                 ax.set_yscale("log")
         g.set_axis_labels("epoch", "error (%, log scale)")

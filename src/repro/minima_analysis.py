@@ -675,6 +675,18 @@ def ratio_pairs(wide: pd.DataFrame) -> tuple[list, list, float]:
     return equal, [(p, q) for p, q, f in shared if _close(f, step)], step
 
 
+def _larger_eta_lower(pairs, metric: str) -> tuple[int, int]:
+    """(pairs where the larger-eta run has the lower metric, pairs with both values finite)."""
+    lower = counted = 0
+    for p, q in pairs:
+        a, b = p[metric], q[metric]
+        if math.isfinite(a) and math.isfinite(b) and a != b:
+            counted += 1
+            big, small = (p, q) if p["lr"] > q["lr"] else (q, p)
+            lower += int(big[metric] < small[metric])
+    return lower, counted
+
+
 def closeness_ratio(equal, step, metric: str, log: bool) -> tuple[float, float, float]:
     """(mean |diff| over equal pairs, over step pairs, their ratio); log: compare log values."""
     def diffs(pairs):
@@ -758,6 +770,10 @@ def _group_sharpness_claims(wide: pd.DataFrame) -> list[Claim]:
         verdict = compare(ratio, "<", 1.0)
         note = (f"mean |diff| {_fmt(me)} over {len(equal)} equal-eta/S pairs vs {_fmt(ms)} over {len(step)} pairs "
                 f"one grid step (eta/S x{_fmt(factor)}) apart, pairs within a seed")
+        lower, counted = _larger_eta_lower(equal, metric)
+        if counted:
+            note += (f"; within equal-eta/S pairs the run with the larger eta has the lower {name.split()[-1]} "
+                     f"in {lower} of {counted}")
         if verdict == "inconclusive":
             note = "needs equal-eta/S pairs and one-step pairs among matched runs; " + note
         claims.append(Claim(cid, PAPER, f"Runs with equal eta/S are closer in {name.split()[-1] if log else name} "
@@ -862,7 +878,7 @@ def _marker_legend(pal: dict, extra: list) -> list:
 
     handles = [Line2D([], [], color=c, marker="o", ls="none", label=f"S = {s}") for s, c in pal.items()]
     handles += [Line2D([], [], color="grey", marker="o", ls="none", label="grid run (mean ± sd over seeds)"),
-                Line2D([], [], color="grey", marker="D", mec="black", ls="none", label="equal-η/S set (β runs)")]
+                Line2D([], [], color="grey", marker="D", mec="black", ls="none", label="same η/S as the β runs")]
     return handles + extra
 
 
@@ -892,6 +908,18 @@ def _plain_log_ticks(axis, values) -> None:
     values = values[np.isfinite(values) & (values > 0)]
     short = len(values) and values.max() / values.min() < 20
     axis.set_minor_formatter(fmt if short else ticker.NullFormatter())
+
+
+def _ratio_ticks(ax, ratios) -> None:
+    """Ticks at the eta/S values that were run (when there are few), labelled 7.8e-04."""
+    from matplotlib import ticker
+
+    values = sorted({float(r) for r in ratios if np.isfinite(r) and r > 0})
+    if 0 < len(values) <= 8:
+        ax.xaxis.set_major_locator(ticker.FixedLocator(values))
+        ax.xaxis.set_major_formatter(ticker.FixedFormatter([f"{v:.2g}" for v in values]))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+        ax.tick_params(axis="x", labelrotation=30)
 
 
 def _target_text(wide: pd.DataFrame) -> str:
@@ -939,6 +967,7 @@ def plot_vs_ratio(wide: pd.DataFrame, panels, png, pdf, title: str) -> None:
             if len(gw):
                 _top_markers(ax, gw, handles)
             ax.set_xscale("log")
+            _ratio_ticks(ax, gw.lr_over_batch if len(gw) else [])
             if logy and len(d):
                 ax.set_yscale("log")
                 _plain_log_ticks(ax.yaxis, d["_y"])

@@ -15,15 +15,20 @@ import torch
 from scipy.sparse.linalg import eigsh
 from torch import Tensor, nn
 
+from ._utils import trainable
 from .bn import curvature_mode
 from .hvp import HessianVectorProduct
 
 
 def default_ncv(k: int) -> int:
-    """Lanczos basis size: ARPACK checks convergence only after each full basis, so a
-    small basis (restarting more often) needs fewer products to converge on the few top
-    eigenvalues of a network Hessian than eigsh's default max(2k+1, 20); measured in
-    docs/PERFORMANCE.md."""
+    """Lanczos basis size for eigsh: max(2k+1, 8).
+
+    ARPACK tests convergence only once its basis is full, so a call costs at least ncv+1
+    products: eigsh's own default, max(2k+1, 20), never costs fewer than 21. A small basis
+    is cheaper when the top eigenvalue is well separated but restarts too often when it is
+    not. Measured (docs/PERFORMANCE.md, "eigsh basis size"), k=1, tol=1e-4, three CNNs:
+    ncv=8 took 13/13/25 products, ncv=12 13/13/25, ncv=4 11/11/37, ncv=3 12/14/57.
+    """
     return max(2 * k + 1, 8)
 
 
@@ -59,18 +64,17 @@ def hessian_eigs(model: nn.Module, loss_fn, batches, k: int = 1, tol: float = 1e
         device, unit norm, column ``i`` belonging to ``eigs[i]``, flattened in
         ``named_parameters`` order of the trainable parameters.
     """
+    n = sum(p.numel() for p in trainable(model)[1])
+    if not 1 <= k < n:
+        raise ValueError(f"k must be in [1, {n - 1}] for a {n}-parameter model, got {k}")
+    ncv = min(n, default_ncv(k) if ncv is None else ncv)
+    if v0 is None:
+        v0 = torch.randn(n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    v0 = v0.detach().to("cpu", torch.float64).reshape(-1).numpy()
+    if v0.shape[0] != n:
+        raise ValueError(f"v0 has {v0.shape[0]} entries, the model {n} trainable parameters")
     with curvature_mode(model):
         op = HessianVectorProduct(model, loss_fn, batches, method=hvp)
-        n = op.dim
-        if not 1 <= k < n:
-            raise ValueError(f"k must be in [1, {n - 1}] for a {n}-parameter model, got {k}")
-        ncv = min(n, default_ncv(k) if ncv is None else ncv)
-        if v0 is None:
-            gen = torch.Generator().manual_seed(seed)
-            v0 = torch.randn(n, generator=gen, dtype=torch.float64)
-        v0 = v0.detach().to("cpu", torch.float64).reshape(-1).numpy()
-        if v0.shape[0] != n:
-            raise ValueError(f"v0 has {v0.shape[0]} entries, the model {n} trainable parameters")
         try:
             vals, vecs = eigsh(op.as_linear_operator(), k=k, which="LA", tol=tol, ncv=ncv, v0=v0,
                                maxiter=maxiter, return_eigenvectors=True)
