@@ -258,21 +258,24 @@ def part1(name, model, x, y, quick):
     return res
 
 
-def ncv_study(models, n=128, threads=1):
+def ncv_study(models, train_steps, n=128):
     """HVPs eigsh needs per basis size ncv and tolerance, and the eigenvalue errors."""
     x, y, _ = load_data(n)
     rows = []
     for name in models:
-        model = build_model(name, x, y)
-        ref = hessian_eigs(model, LOSS, [(x, y)], k=5, tol=1e-9, ncv=20)
-        for k, ncvs in ((1, (3, 4, 5, 6, 8, 12, 20)), (5, (11, 16, 20))):
-            for ncv in ncvs:
-                for tol in (3e-2, 1e-3, 1e-4):
-                    info = {}
-                    e = hessian_eigs(model, LOSS, [(x, y)], k=k, tol=tol, ncv=ncv, info=info)
-                    err = float(((e - ref[:k]).abs() / ref[0]).max())
-                    rows.append(dict(model=name, k=k, ncv=ncv, tol=tol, products=info["n_products"], err=err))
-                    print(f"  {name} k={k} ncv={ncv} tol={tol:g}: {info['n_products']} HVP, err {err:.1e}", flush=True)
+        for point, steps in (("random", 0), ("trained", train_steps)):
+            model = build_model(name, x, y, steps)
+            ref = hessian_eigs(model, LOSS, [(x, y)], k=5, tol=1e-9, ncv=20)
+            for k, ncvs in ((1, (3, 4, 5, 6, 8, 12)), (5, (11, 16, 20))):
+                for ncv in ncvs:
+                    for tol in (3e-2, 1e-3, 1e-4):
+                        info = {}
+                        e = hessian_eigs(model, LOSS, [(x, y)], k=k, tol=tol, ncv=ncv, info=info)
+                        err = float(((e - ref[:k]).abs() / ref[0]).max())
+                        rows.append(dict(model=name, point=point, k=k, ncv=ncv, tol=tol,
+                                         products=info["n_products"], err=err))
+                        print(f"  {name}@{point} k={k} ncv={ncv} tol={tol:g}: {info['n_products']} HVP, "
+                              f"err {err:.1e}", flush=True)
     return rows
 
 
@@ -446,13 +449,15 @@ def markdown(results) -> str:
         _part1_tables(results, lines)
     if results.get("ncv"):
         lines.append("\n### eigsh basis size: HVPs (max relative error of the k eigenvalues)\n")
-        lines.append("| model | k | ncv | tol=3e-2 | tol=1e-3 | tol=1e-4 |")
-        lines.append("|---|---|---|---|---|---|")
+        lines.append("| model | point | k | ncv | tol=3e-2 | tol=1e-3 | tol=1e-4 |")
+        lines.append("|---|---|---|---|---|---|---|")
         table = {}
         for r in results["ncv"]:
-            table.setdefault((r["model"], r["k"], r["ncv"]), {})[r["tol"]] = f"{r['products']} ({r['err']:.0e})"
-        for (model, k, ncv), cells in table.items():
-            lines.append(f"| {model} | {k} | {ncv} | " + " | ".join(cells.get(t, "") for t in (3e-2, 1e-3, 1e-4)) + " |")
+            key = (r["model"], r["point"], r["k"], r["ncv"])
+            table.setdefault(key, {})[r["tol"]] = f"{r['products']} ({r['err']:.0e})"
+        for (model, point, k, ncv), cells in table.items():
+            lines.append(f"| {model} | {point} | {k} | {ncv} | "
+                         + " | ".join(cells.get(t, "") for t in (3e-2, 1e-3, 1e-4)) + " |")
     if results["part2"]:
         lines.append("\n### Gradient-covariance spectrum\n")
         lines.append("| model | gradients | method | CPU time (s) | batch-gradient-equivalents | peak extra RSS (MB) | "
@@ -478,7 +483,7 @@ def main():
     ap.add_argument("--train-steps", type=int, default=100, help="SGD steps for the trained point (full mode)")
     ap.add_argument("--json", help="also write the raw results here")
     ap.add_argument("--ncv-study", action="store_true",
-                    help="only the eigsh basis-size study (128 examples, all models)")
+                    help="only the eigsh basis-size study (128 examples, random and trained points)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -493,7 +498,7 @@ def main():
     t_all = time.perf_counter()
     models = args.models.split(",")
     if args.ncv_study:
-        results["ncv"] = ncv_study(models)
+        results["ncv"] = ncv_study(models, args.train_steps)
         print("\n" + markdown(results))
         return
     points = [("random", 0)] + ([] if args.quick else [("trained", args.train_steps)])

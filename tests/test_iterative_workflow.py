@@ -1,7 +1,7 @@
 """The `iterative` target end to end on a tiny config (digits, three small ResNets, one epoch).
 
-conftest.snakemake puts extra arguments after `--configfile FILE...`, so a bare target would
-be read as one more config file: "--" ends that list (TARGET below).
+Targets are passed after "--" (conftest.snakemake keeps them apart from --configfile,
+which takes several values).
 """
 
 from __future__ import annotations

@@ -304,6 +304,21 @@ def test_sharpness_of_a_diverged_run_is_missing_not_zero(tmp_path):
     assert out["status"] == "diverged" and out["note"].startswith("diverged")
 
 
+def test_interpolation_with_a_diverged_end_is_missing_with_the_reason(tmp_path):
+    ok = _write_run(tmp_path, "minima_g", "a_s0", _status(0.1, 32))
+    bad = _write_run(tmp_path, "minima_g", "b_s0", _status(9.0, 16, status="diverged", reason="loss nan at epoch 1"))
+    settings = mb.paper_defaults()["interpolation"]
+    table = mb.interpolate_pair("p", {"model": ok / "model.pt", "status": ok / "status.json", "data": {}},
+                                {"model": bad / "model.pt", "status": bad / "status.json", "data": {}}, settings)
+    assert len(table) == 31 * 2 * 2 and table.alpha.min() == -1 and table.alpha.max() == 2
+    assert table.value.isna().all() and table.note.str.contains("b_s0 diverged: loss nan").all()
+    assert (table.b_lr_over_batch == 9.0 / 16).all()
+    md = mb.interpolation_markdown(table)
+    assert "diverged" in md
+    mb.plot_interpolation(table, tmp_path / "i.png", tmp_path / "i.pdf")
+    assert (tmp_path / "i.png").stat().st_size > 1000
+
+
 def test_sharpness_subset_is_fixed_and_class_balanced():
     y = torch.arange(10).repeat(20)
     data = Dataset("toy", torch.randn(200, 1, 1, 1), y, y[:1].float(), y[:1], 10)

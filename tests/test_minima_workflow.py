@@ -61,9 +61,6 @@ def test_interpolation_endpoints_are_the_models_own_losses(tiny_run):
         assert at["accuracy"] == pytest.approx(final["train_acc"], abs=1e-9)
         at = hi_lo[(hi_lo.alpha == alpha) & (hi_lo.split == "test")].set_index("metric").value
         assert at["loss"] == pytest.approx(final["test_loss"], rel=1e-5)
-    # a pair with a diverged end: every value missing, with the reason
-    bad = table[table.pair == "with_diverged"]
-    assert bad.value.isna().all() and bad.note.str.contains("diverged").all()
 
 
 @pytest.mark.slow
@@ -74,6 +71,7 @@ def test_schedule_eta_over_s_bookkeeping(tiny_run):
     # cyclic BS 16<->80 at eta 0.1 mirrors cyclic LR 0.02<->0.1 at S 16 (up to integer S)
     assert ratio["cyclic BS"] == pytest.approx(ratio["cyclic LR"], rel=0.02)
     assert ratio["constant eta=0.02, S=16"] == pytest.approx(0.02 / 16)
+    assert set(finals.kind) == {"cyclic BS", "cyclic LR", "constant"}
     hist = pd.read_csv(res / "runs/minima_schedules/cbs_s0/history.csv")
     assert hist.batch_size.tolist()[1:] == [80, 16, 80, 16]
     assert "89.39" in (res / "tables/minima/schedules.md").read_text()
@@ -83,14 +81,12 @@ def test_schedule_eta_over_s_bookkeeping(tiny_run):
 def test_changing_analysis_settings_never_retrains(tiny_run, tmp_path):
     cfg = yaml.safe_load((CONFIGS / "tiny_minima.yaml").read_text())
     assert planned_jobs(tiny_run, *TARGET, configfiles=("tiny_minima.yaml",)) == {}
-    cfg["minima"]["sharpness"]["n_probes"] = 12
+    cfg["minima"]["sharpness"]["n_probes"] = 12  # paper-wide metric setting
     cfg["minima"]["interpolation"]["num"] = 31
+    cfg["experiments"]["minima_schedules"]["analysis"]["paper_accuracy"]["cbs"] = 90.0  # per-experiment
     changed = tmp_path / "changed.yaml"
     changed.write_text(yaml.safe_dump(cfg, sort_keys=False))
     jobs = planned_jobs(tiny_run, *TARGET, configfiles=(changed,))
     assert "train" not in jobs
-    assert jobs.get("minima_sharpness") == 6 and jobs.get("minima_interpolate") == 2
-    cfg["experiments"]["minima_schedules"]["analysis"]["paper_accuracy"]["cbs"] = 90.0
-    changed.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    jobs = planned_jobs(tiny_run, *TARGET, configfiles=(changed,))
-    assert "train" not in jobs and "minima_schedules" in jobs
+    assert jobs.get("minima_sharpness") == 6 and jobs.get("minima_interpolate") == 1
+    assert "minima_schedules" in jobs and "minima_claims" in jobs

@@ -79,7 +79,9 @@ def grad_covariance_eigs(model: nn.Module, loss_fn, batches, k: int | None = Non
         return_eigenvectors: also return the top-k eigenvectors of K in parameter space,
             :math:`v_j = \sum_m (g_m - \bar g)\,u_{jm} / \|\cdot\|` (u_j the Gram
             eigenvector), as a (P, k) tensor in the parameters' dtype/device, flattened in
-            ``named_parameters`` order of the trainable parameters.
+            ``named_parameters`` order of the trainable parameters. "loop"/"vmap" form them
+            from the stored gradients; "gram" stores none and spends one extra forward and
+            k backward passes per chunk (so ask for a small k).
         method: "auto" | "gram" | "vmap" | "loop" (see the module docstring).
         chunk_size: examples per forward pass of the "gram" and "vmap" methods.
         ddof: normalisation 1/(M - ddof).

@@ -21,15 +21,17 @@ from .hvp import HessianVectorProduct
 
 
 def default_ncv(k: int) -> int:
-    """Lanczos basis size for eigsh: max(2k+1, 8).
+    """Lanczos basis size for eigsh: max(2k+1, 6).
 
     ARPACK tests convergence only once its basis is full, so a call costs at least ncv+1
     products: eigsh's own default, max(2k+1, 20), never costs fewer than 21. A small basis
-    is cheaper when the top eigenvalue is well separated but restarts too often when it is
-    not. Measured (docs/PERFORMANCE.md, "eigsh basis size"), k=1, tol=1e-4, three CNNs:
-    ncv=8 took 13/13/25 products, ncv=12 13/13/25, ncv=4 11/11/37, ncv=3 12/14/57.
+    is cheap when the top eigenvalue is well separated (trained networks, warm starts) but
+    restarts too often when it is not (random init). Measured with k=1, tol=1e-4 on three
+    CNNs (docs/PERFORMANCE.md, "eigsh basis size"): random init / trained, products
+    ncv=6: 10,13,28 / 7,7; ncv=8: 13,13,25 / 9,9; ncv=5: 12,12,30 / 9,9; ncv=4: 11,11,37 / 9,7;
+    the fewest in total at ncv=6.
     """
-    return max(2 * k + 1, 8)
+    return max(2 * k + 1, 6)
 
 
 def hessian_eigs(model: nn.Module, loss_fn, batches, k: int = 1, tol: float = 1e-4, *,
