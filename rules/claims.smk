@@ -3,7 +3,7 @@
 
 rule claims:
     input:
-        lambda wildcards: [f"{RESULTS}/claims/{paper}.csv" for paper in CLAIM_PAPERS],
+        lambda wildcards: get_claim_tables(),
     output:
         csv=f"{RESULTS}/claims.csv",
         md=report(

@@ -66,15 +66,32 @@ def get_trained(paper=None, experiment=None):
     return [f"{run_dir(e, r)}/status.json" for e, r in runs_of(paper, experiment)]
 
 
+def paper_enabled(paper):
+    """A paper runs when the config has its experiments (heinit: its section)."""
+    if paper == "heinit":
+        return config.get("heinit") is not None
+    return bool(runs_of(paper))
+
+
 def get_paper_targets(paper):
     """Everything a paper's target rule produces (filled in by the paper's rules file)."""
+    if not paper_enabled(paper):
+        return []
     return PAPER_TARGETS.get(paper, []) + get_trained(paper)
 
 
-PAPER_TARGETS = (
-    {}
-)  # paper -> files its target rule builds; each paper's .smk adds to it
-CLAIM_PAPERS = []  # papers that write results/claims/{paper}.csv
+def get_claim_tables():
+    return [
+        f"{RESULTS}/claims/{paper}.csv"
+        for paper in CLAIM_PAPERS
+        if paper_enabled(paper)
+    ]
+
+
+# paper -> files its target rule builds; each paper's .smk adds to it
+PAPER_TARGETS = {}
+# papers that write results/claims/{paper}.csv
+CLAIM_PAPERS = []
 
 
 def get_all_targets():
@@ -86,5 +103,4 @@ def get_all_targets():
 
 def train_runtime(wildcards, attempt):
     """Minutes; grows per attempt so a time-limit kill is resubmitted and resumes."""
-    cfg = RUNS[(wildcards.experiment, wildcards.run)]
-    return int(cfg.get("resources", {}).get("runtime", 30) * attempt)
+    return config["train_runtime"] * attempt
