@@ -263,7 +263,7 @@ def test_experiment_settings_merge_and_reject_bad_keys():
     paper = {"threshold_accuracy": 0.6, "probe_seed": 0, "accuracy_examples": 100, "gpu": 0, "paper_reference": [],
              "hessian": {"fraction": 0.05, "max_examples": None, "k": 5, "tol": 1e-4, "batch_size": 100},
              "covariance": {"mode": "minibatch", "n_batches": 25, "batch_size": 128, "n_examples": 256, "top": 5},
-             "alpha": {"increase": 1.2, "max_alpha": 100.0, "n_batches": 1}}
+             "alpha": {"increase": 1.2, "max_alpha": 100.0, "n_batches": 1, "rtol": 0.01}}
     merged = be.experiment_settings(paper, {"hessian": {"k": 1}, "label": "Net", "threshold_accuracy": 0.9})
     assert merged["hessian"] == dict(paper["hessian"], k=1) and merged["label"] == "Net"
     assert merged["threshold_accuracy"] == 0.9 and paper["hessian"]["k"] == 5  # not mutated

@@ -377,7 +377,8 @@ def measure(model: nn.Module, probe: dict, params: dict, lr: float, batch_size: 
         batch = (x[idx], y[idx])
         ainfo: dict = {}
         alphas.append(step_sharpness_alpha(model, loss_fn, [batch], sgd_step_params(model, loss_fn, batch, lr),
-                                           threshold=ap["increase"], alpha_max=ap["max_alpha"], info=ainfo))
+                                           threshold=ap["increase"], alpha_max=ap["max_alpha"],
+                                           rtol=ap.get("rtol", 1e-3), info=ainfo))
         evals += ainfo.get("n_evals", 0) + 1          # + the loss at theta
     if all(math.isfinite(a) for a in alphas):
         metrics["alpha_star"] = float(np.mean(alphas))
@@ -906,8 +907,9 @@ def plot_bn(traj: pd.DataFrame, maxima: pd.DataFrame, runs: pd.DataFrame, png, p
         _empty(axes[2], "no BN network in the configuration")
     else:
         g = g.assign(hue=[_hue("lr", v) for v in g.lr])
-        sns.lineplot(data=g, x="epoch", y="value", hue="hue", style="model", palette=pal["lr"], ax=axes[2],
-                     errorbar=("pi", 100))
+        g = g.assign(hue=[f"{m}, {h}" for m, h in zip(g.model, g.hue)] if g.model.nunique() > 1 else g.hue)
+        sns.lineplot(data=g, x="epoch", y="value", hue="hue", ax=axes[2], errorbar=("pi", 100),
+                     palette=pal["lr"] if g.model.nunique() == 1 else None)
         axes[2].set_xlabel("epoch")
         axes[2].set_ylabel(LABELS["gamma_norm"])
         axes[2].legend(title=None, fontsize=7)
