@@ -19,7 +19,7 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 
 # Full default reproduction: every paper, claims, then the HTML report.
 reproduce: venv
-	$(BIN)/snakemake --cores $(CORES)
+	$(BIN)/snakemake --cores $(CORES) --rerun-incomplete
 	$(BIN)/snakemake --cores $(CORES) --report results/report.html
 	@echo "Done: results/claims.md, results/report.html, results/tables/, results/figures/"
 

@@ -1,6 +1,7 @@
 """Curvature engine vs the tools a user would otherwise reach for, side by side.
 
     .venv/bin/python benchmarks/curvature.py [--quick] [--threads N] [--json out.json]
+    .venv/bin/python benchmarks/curvature.py --ncv-study [--threads N]
 
 Same models, data (512 MNIST-5k training images, or random 1x28x28 data when the embedded
 set is missing), device (CPU) and float32 for every tool.
@@ -13,17 +14,20 @@ The reference is ours at tol=1e-6 with ncv=20 (float32 products; the eigenvalue 
 ~ residual², far below 1e-6); curvlinops' error against it is the independent cross-check.
 For each tool the tolerance ladder (LADDERS) is walked from loose to tight and the first
 (cheapest) run whose relative error is ≤ 1e-3 is its "equal accuracy" run; in full mode
-each tool's default tolerance is run too. Cost of one HVP in gradient-equivalents = time of one HVP / time of one
-gradient of the mean loss over the same 512 examples (min over repeats). All times are CPU
-seconds of the benchmark process (see Timer); wall times are in the --json output.
+each tool's default tolerance is run too. Cost of one HVP in gradient-equivalents = time of
+one HVP / time of one gradient of the mean loss over the same 512 examples (minima over
+repeats timed alternately). All times are CPU seconds of the benchmark process (see Timer);
+wall times are in the --json output.
 
 Part 2, gradient-covariance spectrum (a) of 512 per-example gradients, (b) of 25 mini-batch
 gradients of 128 examples: ours (method "auto") vs an explicit loop (one backward per
 gradient) vs torch.func.vmap vs BackPACK BatchGrad (per-example only). Each method runs in a
-fresh subprocess; memory is the peak resident set size during the method minus the resident
-size just before it (the kernel's VmHWM, reset through /proc/self/clear_refs right before
-the method; counts every allocation: torch, NumPy, Python). Time is in batch-gradient-equivalents: the time of one gradient of the mean loss
-over one batch (512 examples for (a), 128 for (b)), measured in the same process.
+fresh subprocess. Memory: peak resident set size during the first (cold) run minus the
+resident size just before it (the kernel's VmHWM, reset through /proc/self/clear_refs right
+before the method; counts every allocation: torch, NumPy, Python). Time: the minimum over
+that run and two more, in batch-gradient-equivalents: divided by the minimum time of one
+gradient of the mean loss over one batch (512 examples for (a), 128 for (b)), timed
+alternately with the method in the same process.
 """
 
 from __future__ import annotations
@@ -200,29 +204,36 @@ def run_curvlinops(model, x, y, tol):
 
 
 def hvp_costs(model, x, y, repeats):
-    out = {}
-    tg = grad_time(model, x, y, repeats)
-    out["grad_s"] = tg
+    """Per method: min CPU time of one HVP / min CPU time of one gradient, timed alternately."""
+    out, grads = {}, []
+
+    def ratio(f):
+        f()  # warm-up
+        ts, gs = [], []
+        for _ in range(repeats):
+            gs.append(grad_time(model, x, y, 1))
+            ts.append(tmin(f, 1))
+        grads.extend(gs)
+        return min(ts) / min(gs)
+
     with curvature_mode(model):
         for method in ("cached", "fwdrev", "double_backward"):
             with Timer() as t0:
                 op = HessianVectorProduct(model, LOSS, [(x, y)], method=method)
-            build = t0.cpu
-            v = torch.randn(op.dim, generator=torch.Generator().manual_seed(0))
-            op(v)  # warm-up
-            out[method] = tmin(lambda: op(v), repeats) / tg
             if method == "cached":
-                out["cached_build"] = build / tg
+                out["cached_build"] = t0.cpu / grad_time(model, x, y, 2)
+            v = torch.randn(op.dim, generator=torch.Generator().manual_seed(0))
+            out[method] = ratio(lambda: op(v))
             op.release()
     try:
         from curvlinops import HessianLinearOperator
         params = [p for p in model.parameters() if p.requires_grad]
         op = HessianLinearOperator(model, LOSS, params, [(x, y)], check_deterministic=False)
         v = torch.randn(sum(p.numel() for p in params))
-        op @ v
-        out["curvlinops"] = tmin(lambda: op @ v, repeats) / tg
+        out["curvlinops"] = ratio(lambda: op @ v)
     except Exception as exc:  # noqa: BLE001
         out["curvlinops"] = f"error: {exc}"
+    out["grad_s"] = min(grads)
     return out
 
 
@@ -362,9 +373,16 @@ def worker(spec: dict) -> dict:
             eigs = cov_method(spec["method"], model, batches)
     except Exception as exc:  # noqa: BLE001
         return dict(error=f"{type(exc).__name__}: {exc}"[:200])
-    peak = _status_kb("VmHWM")
-    unit = grad_time(model, unit_x, unit_y, 5)
-    return dict(time=t.cpu, wall=t.wall, unit=unit, ratio=t.cpu / unit, mem_mb=(peak - base) / 1024,
+    peak = _status_kb("VmHWM")            # memory of the first (cold) run, before anything else ran
+    times, units = [t.cpu], []
+    for _ in range(spec.get("repeats", 2)):  # then interleave: the CPU's speed drifts with the load
+        units.append(grad_time(model, unit_x, unit_y, 2))
+        with Timer() as t:
+            cov_method(spec["method"], model, batches)
+        times.append(t.cpu)
+    units.append(grad_time(model, unit_x, unit_y, 2))
+    best, unit = min(times), min(units)
+    return dict(time=best, cold=times[0], wall=t.wall, unit=unit, ratio=best / unit, mem_mb=(peak - base) / 1024,
                 eigs=[float(v) for v in eigs[:5]], trace=float(eigs.sum()))
 
 
@@ -412,8 +430,9 @@ def _part1_tables(results, lines):
     lines.append("\n### Equal accuracy: cheapest run with error ≤ 1e-3 per tool\n")
     lines.append("(When PyHessian never reaches 1e-3 within its iteration cap, its most accurate run is shown "
                  "with \"≥\": the time it would need is longer, so the ratio is an upper bound.)\n")
-    lines.append("| model | point | ours (CPU s) | PyHessian (CPU s) | curvlinops (CPU s) | ours / PyHessian |")
-    lines.append("|---|---|---|---|---|---|")
+    lines.append("| model | point | ours (CPU s) | PyHessian (CPU s) | curvlinops (CPU s) | ours / PyHessian time | "
+                 "ours / PyHessian HVPs |")
+    lines.append("|---|---|---|---|---|---|---|")
     ratios = []
     for r in results["part1"]:
         cells, best = {}, {}
@@ -429,8 +448,9 @@ def _part1_tables(results, lines):
         ratio = best["ours"]["time"] / best["pyhessian"]["time"]
         bound = "< " if best["pyhessian"].get("lower_bound") else ""
         ratios.append(ratio)
+        pratio = best["ours"]["products"] / best["pyhessian"]["products"]
         lines.append(f"| {r['model']} | {r['point']} | {cells['ours']} | {cells['pyhessian']} | {cells['curvlinops']} | "
-                     f"{bound}{ratio:.2f} |")
+                     f"{bound}{ratio:.2f} | {bound}{pratio:.2f} |")
     lines.append(f"\nMedian ours/PyHessian CPU-time ratio: {float(np.median(ratios)):.2f} (max {max(ratios):.2f}).")
     lines.append("\n### Cost of one HVP in gradient-equivalents (512 examples)\n")
     lines.append("| model | point | gradient (CPU s) | cached (ours auto) | graph build (once) | fwd-over-rev | "

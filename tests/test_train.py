@@ -78,7 +78,7 @@ def test_sigkilled_run_resumes_and_ends_bitwise_identical(tmp_path, digits):
     ref = run(tmp_path / "ref", digits, cfg=cfg)
     work = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-c", SCRIPT.format(cfg=cfg), str(work)])
-    ckpt = work / "ckpt" / "last.pt"
+    ckpt = work / "ckpt" / "last.pt.sha256"  # a complete checkpoint (data, then checksum)
     deadline = time.time() + 120
     while not ckpt.exists() and time.time() < deadline:
         time.sleep(0.01)
@@ -105,6 +105,21 @@ def test_corrupt_checkpoint_is_never_used_and_previous_one_is(tmp_path, digits, 
         result = run(work, digits, cfg=cfg)
     assert "checksum mismatch" in caplog.text
     assert result["resumed_from_epoch"] == 1  # fell back to previous.pt (epoch 1)
+    assert same_weights(work / "out/model.pt", tmp_path / "ref/out/model.pt")
+
+
+def test_checkpoint_without_checksum_is_not_used_and_rotation_survives(tmp_path, digits, caplog):
+    # a kill between writing last.pt and last.pt.sha256 leaves an unverifiable checkpoint
+    cfg = {**CFG, "train": {**CFG["train"], "epochs": 2}}
+    run(tmp_path / "ref", digits, cfg=cfg)
+    work = tmp_path / "w"
+    run(work, digits, cfg=cfg)
+    for name in ("last.pt.sha256", "previous.pt", "previous.pt.sha256"):
+        (work / "ckpt" / name).unlink()
+    with caplog.at_level("WARNING"):
+        result = run(work, digits, cfg=cfg)
+    assert "checksum file last.pt.sha256 is missing" in caplog.text
+    assert result["resumed_from_epoch"] is None  # started over instead of trusting it
     assert same_weights(work / "out/model.pt", tmp_path / "ref/out/model.pt")
 
 

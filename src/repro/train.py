@@ -105,10 +105,14 @@ def _load_checkpoint(ckpt_dir: Path, digest: str):
 
 
 def _save_checkpoint(ckpt_dir: Path, state: dict) -> None:
-    last = ckpt_dir / "last.pt"
-    if last.exists():
-        last.replace(ckpt_dir / "previous.pt")
-        Path(f"{last}.sha256").replace(ckpt_dir / "previous.pt.sha256")
+    last, previous = ckpt_dir / "last.pt", ckpt_dir / "previous.pt"
+    if last.exists():  # keep one older checkpoint in case this write is interrupted
+        last.replace(previous)
+        sidecar, previous_sidecar = Path(f"{last}.sha256"), Path(f"{previous}.sha256")
+        if sidecar.exists():
+            sidecar.replace(previous_sidecar)
+        else:  # killed between writing a checkpoint and its checksum: unverifiable, never used
+            previous_sidecar.unlink(missing_ok=True)
     io.save_torch(state, last)
 
 
