@@ -49,6 +49,18 @@ def planned_jobs(workdir, *args, configfiles=("tiny.yaml",)) -> dict[str, int]:
     return counts
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread: fastest for tiny models on a shared CPU, and the same reduction
+    order everywhere (bitwise comparisons need it; the workflow sets threads per rule)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def workdir(tmp_path):
     return tmp_path

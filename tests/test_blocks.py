@@ -22,12 +22,8 @@ from repro.models import PreActResNet
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny float64 models: one thread is fastest (and fair on a shared machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _threads(one_thread):
+    """Every test here runs on one thread (see conftest.one_thread)."""
 
 
 def _randomise_bn(model: nn.Module, gen: torch.Generator) -> None:

@@ -12,12 +12,8 @@ from repro import heinit_analysis as A
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small matrices: one intra-op thread is as fast and immune to a busy shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _threads(one_thread):
+    """Every test here runs on one thread (see conftest.one_thread)."""
 
 
 # --------------------------------------------------------------------------- exact math

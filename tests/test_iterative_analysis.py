@@ -26,11 +26,8 @@ SCHEMA = ia.Path(__file__).resolve().parents[1] / "schemas" / "iterative.schema.
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _threads(one_thread):
+    """Every test here runs on one thread (see conftest.one_thread)."""
 
 
 def test_schema_defaults_equal_library_defaults_and_overrides_merge():

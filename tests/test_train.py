@@ -22,14 +22,9 @@ CFG = dict(seed=3, dataset="digits", model=dict(name="mlp", depth=2, width=32),
            train=dict(epochs=3, batch_size=16, lr=0.05, momentum=0.9))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Bitwise equality needs the same reduction order: the same thread count everywhere
-    # (the workflow sets it from the rule's `threads`).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+@pytest.fixture(autouse=True, scope="module")
+def _threads(one_thread):
+    """Every test here runs on one thread (see conftest.one_thread)."""
 
 
 @pytest.fixture(scope="module")

@@ -745,21 +745,7 @@ def _plotting() -> None:
     _METRIC_COLOUR.update(zip(METRICS, seaborn.color_palette("dark", 6)[2:4]))
 
 
-def _stem(path) -> Path:
-    p = Path(path)
-    return p.with_suffix("") if p.suffix.lower() in (".png", ".pdf") else p
-
-
-def save_figure(fig, out_stem) -> list[str]:
-    """Write ``<stem>.png`` (150 dpi) and ``<stem>.pdf``; returns both paths."""
-    _plotting()
-    stem = _stem(out_stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [str(stem.with_suffix(".png")), str(stem.with_suffix(".pdf"))]
-    fig.savefig(paths[0], dpi=150, bbox_inches="tight")
-    fig.savefig(paths[1], bbox_inches="tight")
-    plt.close(fig)
-    return paths
+from .figures import save_figure  # noqa: E402,F401  (shared PNG + PDF writer)
 
 
 def _style():

@@ -23,18 +23,9 @@ SPLIT_COLORS = {"train": "#1f77b4", "test": "#ff7f0e"}
 GROUP_COLORS = {"borderline": "#d62728", "correct": "#2ca02c", "all": "#7f7f7f"}
 BAND = ("sd", 1)
 from .iterative_analysis import FIGURES  # noqa: E402,F401  (the names make_figures writes)
+from .figures import save_figure  # noqa: E402,F401
 
 
-def save_figure(fig, stem) -> list[str]:
-    """Write <stem>.png (150 dpi) and <stem>.pdf; returns both paths."""
-    stem = Path(stem)
-    stem = stem.with_suffix("") if stem.suffix in (".png", ".pdf") else stem
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [str(stem.with_suffix(".png")), str(stem.with_suffix(".pdf"))]
-    fig.savefig(paths[0], dpi=150, bbox_inches="tight")
-    fig.savefig(paths[1], bbox_inches="tight")
-    plt.close(fig)
-    return paths
 
 
 def _ok(frame: pd.DataFrame) -> pd.DataFrame:
