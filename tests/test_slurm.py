@@ -1,7 +1,7 @@
 """The tiny config through a real SLURM (snakemake-executor-plugin-slurm), end to end.
 
 A single-node cluster (munged, slurmctld, slurmd on localhost; tests/slurm_cluster.py) runs
-the foundation demo's two tiny MLP trainings as SLURM jobs submitted by `--profile
+the tiny config's two MLP trainings (tests/configs/tiny.yaml) as SLURM jobs submitted by `--profile
 profiles/test-slurm`; the trained models and histories must be identical to a local run of
 the same config. Where SLURM cannot be started (not installed, not root) the test is skipped
 with the reason, unless REPRO_REQUIRE_SLURM=1 (set by .ci/run), where that is a failure.

@@ -1,7 +1,7 @@
 """Paper A figures (seaborn): one function per paper figure, each writing PNG + PDF.
 
 Every figure reads the tidy tables of :mod:`repro.iterative_analysis`; seeds are drawn as
-bands (mean ± sd over seeds); colours are fixed per variable so the same variant, split,
+bands (mean, band = min-max range over seeds: bounded, so an accuracy band never leaves 0-100%); colours are fixed per variable so the same variant, split,
 example group or unrolling scale has the same colour in every figure. Facets are models,
 named "<experiment>/<run label>". A figure with no data says so instead of failing.
 """
@@ -21,7 +21,7 @@ import seaborn as sns  # noqa: E402
 VARIANT_COLORS = {"unshared": "#1f77b4", "naive": "#d62728", "UBN": "#2ca02c"}
 SPLIT_COLORS = {"train": "#1f77b4", "test": "#ff7f0e"}
 GROUP_COLORS = {"borderline": "#d62728", "correct": "#2ca02c", "all": "#7f7f7f"}
-BAND = ("sd", 1)
+BAND = ("pi", 100)  # min-max over seeds
 from .iterative_analysis import FIGURES  # noqa: E402,F401  (the names make_figures writes)
 from .figures import save_figure  # noqa: E402,F401
 
@@ -77,9 +77,9 @@ def plot_block_metric(blocks: pd.DataFrame, metric: str, stem) -> list[str]:
         if metric == "cosine":
             for ax in g.axes.flat:
                 ax.axhline(0, color="k", lw=0.8)
-        g.set_axis_labels("residual block i (forward order; dotted: new stage)", ylabel)
+        g.set_axis_labels("residual block i (dotted: new stage)", ylabel)
         g.set_titles("{col_name}")
-        g.figure.suptitle(f"{title} (mean ± sd over seeds)", y=1.03)
+        g.figure.suptitle(f"{title} (mean, band: range over seeds)", y=1.03)
     return save_figure(g.figure, stem)
 
 
@@ -109,7 +109,7 @@ def plot_drop(drop: pd.DataFrame, stem) -> list[str]:
             ax.set_ylabel("test accuracy (%)")
             ax.set_ylim(0, 101)
             ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2))
-        fig.suptitle("Drop one block: identity in place of F_i (mean ± sd over seeds)", y=1.02)
+        fig.suptitle("Drop one block: identity in place of F_i (mean, band: range over seeds)", y=1.02)
     return save_figure(fig, stem)
 
 
@@ -131,7 +131,7 @@ def plot_heads(heads: pd.DataFrame, stem, split: str = "test") -> list[str]:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         g.set_titles("{col_name}")
         g.legend.set_title("epoch")
-        g.figure.suptitle("Intermediate heads during training (mean ± sd over seeds)", y=1.03)
+        g.figure.suptitle("Intermediate heads during training (mean, band: range over seeds)", y=1.03)
     return save_figure(g.figure, stem)
 
 
@@ -158,7 +158,7 @@ def plot_borderline(borderline: pd.DataFrame, stem, split: str = "test") -> list
                 ax.xaxis.set_major_locator(MaxNLocator(integer=True))
                 if i == 0:
                     ax.set_title(f"{model}\n({int(n)} borderline {split} examples over all seeds)")
-        fig.suptitle("Borderline examples over the last blocks (mean ± sd over seeds)", y=1.0)
+        fig.suptitle("Borderline examples over the last blocks (mean, band: range over seeds)", y=1.0)
         fig.tight_layout()
     return save_figure(fig, stem)
 
@@ -195,7 +195,7 @@ def plot_unroll(unroll: pd.DataFrame, stem) -> list[str]:
                 ax.set_title(model if j == 0 else "")
             if axes[i, 0].get_legend():
                 axes[i, 0].get_legend().set_title("residual scale")
-        fig.suptitle("Unrolling the last block: h <- h + scale * F(h) (mean ± sd over seeds)", y=1.0)
+        fig.suptitle("Unrolling the last block: h <- h + scale * F(h) (mean, band: range over seeds)", y=1.0)
         fig.tight_layout()
     return save_figure(fig, stem)
 
@@ -207,7 +207,7 @@ def plot_sharing_init(init: pd.DataFrame, stem) -> list[str]:
     if f.empty:
         return save_figure(_empty_figure("Sharing diagnostics at initialisation"), stem)
     experiments = sorted(f["experiment"].unique())
-    rows = [("out_norm", "‖h_{i+1}‖ after block i (log scale)"),
+    rows = [("out_norm", r"$\|h_{i+1}\|$ after block i (log scale)"),
             ("grad_in", "‖∂L/∂h_i‖ before block i (log scale)")]
     with sns.axes_style("whitegrid"):
         fig, axes = plt.subplots(2, len(experiments), figsize=(4.6 * len(experiments), 7), squeeze=False)
@@ -224,7 +224,7 @@ def plot_sharing_init(init: pd.DataFrame, stem) -> list[str]:
                 ax.set_ylabel(ylabel)
                 if i == 0:
                     ax.set_title(exp)
-        fig.suptitle("At initialisation, BN with batch statistics (mean ± sd over seeds)", y=1.0)
+        fig.suptitle("At initialisation, BN with batch statistics (mean, band: range over seeds)", y=1.0)
         fig.tight_layout()
     return save_figure(fig, stem)
 
@@ -245,7 +245,7 @@ def plot_sharing_curves(curves: pd.DataFrame, stem) -> list[str]:
                 ax.set_yscale("log")
         g.set_axis_labels("epoch", "error (%, log scale)")
         g.set_titles("{col_name}")
-        g.figure.suptitle("Train / test error: unshared vs naive sharing vs unshared BN (mean ± sd over seeds)",
+        g.figure.suptitle("Train / test error: unshared vs naive sharing vs unshared BN (mean, band: range over seeds)",
                           y=1.03)
     return save_figure(g.figure, stem)
 
