@@ -825,6 +825,28 @@ def plot_per_layer(per_layer: pd.DataFrame, out_stem, sweep: str = "paper",
         return save_figure(fig, out_stem)
 
 
+def _draw_measured_eps(ax, s: pd.DataFrame, raw: pd.DataFrame, xcol: str) -> None:
+    """Measured eps per metric along `xcol`: mean ± std, the seeds, and the max."""
+    for metric in METRICS:
+        col = _METRIC_COLOUR[metric]
+        g = s[s["metric"] == metric]
+        ax.errorbar(g[xcol], g["eps_measured"], yerr=g["eps_std"], marker="o",
+                    capsize=3, color=col, label=f"{_short(metric)}: mean |1-ratio| ± std")
+        _seed_points(ax, raw, metric, xcol, col)
+        ax.plot(g[xcol], g["eps_max"], marker="^", ls=":", color=col,
+                label=f"{_short(metric)}: max |1-ratio|")
+
+
+def _log_log_axes(ax, xvalues) -> None:
+    """Log-log axes with the swept values as the x tick labels, and the legend."""
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ticks = sorted(set(int(v) for v in xvalues))
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.xaxis.set_minor_formatter(mticker.NullFormatter())
+    ax.legend(fontsize="x-small")
+
+
 def plot_eps_vs_width(summary: pd.DataFrame, out_stem, delta: float | None = None) -> list[str]:
     """Measured eps (mean ± std, and max) vs width with the theoretical eps(m), log-log."""
     delta = _delta(summary, delta)
@@ -836,24 +858,12 @@ def plot_eps_vs_width(summary: pd.DataFrame, out_stem, delta: float | None = Non
         if s.empty:
             _empty(ax)
         else:
-            for metric in METRICS:
-                col = _METRIC_COLOUR[metric]
-                g = s[s["metric"] == metric]
-                ax.errorbar(g["width"], g["eps_measured"], yerr=g["eps_std"], marker="o",
-                            capsize=3, color=col, label=f"{_short(metric)}: mean |1-ratio| ± std")
-                _seed_points(ax, raw, metric, "width", col)
-                ax.plot(g["width"], g["eps_max"], marker="^", ls=":", color=col,
-                        label=f"{_short(metric)}: max |1-ratio|")
+            _draw_measured_eps(ax, s, raw, "width")
             L, N = int(s["depth"].iloc[0]), int(s["n_samples"].iloc[0])
             m = np.geomspace(s["width"].min(), s["width"].max(), 200)
             ax.plot(m, heinit.theory_epsilon(m, L, N, delta), color="black",
                     label=rf"theory $\epsilon(m)$, L={L}, N={N}, $\delta$={delta}")
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            ticks = sorted(set(int(v) for v in s["width"]))
-            ax.set_xticks(ticks, [str(t) for t in ticks])
-            ax.xaxis.set_minor_formatter(mticker.NullFormatter())
-            ax.legend(fontsize="x-small")
+            _log_log_axes(ax, s["width"])
         ax.set_xlabel("width $m$")
         ax.set_ylabel(r"$\epsilon$")
         ax.set_title(f"Measured vs theoretical $\\epsilon$\n[{HE_TITLE}]", fontsize="medium")
@@ -871,23 +881,11 @@ def _plot_eps_vs(summary: pd.DataFrame, out_stem, sweep: str, xcol: str, xlabel:
         if s.empty:
             _empty(ax)
         else:
-            for metric in METRICS:
-                col = _METRIC_COLOUR[metric]
-                g = s[s["metric"] == metric]
-                ax.errorbar(g[xcol], g["eps_measured"], yerr=g["eps_std"], marker="o",
-                            capsize=3, color=col, label=f"{_short(metric)}: mean |1-ratio| ± std")
-                _seed_points(ax, raw, metric, xcol, col)
-                ax.plot(g[xcol], g["eps_max"], marker="^", ls=":", color=col,
-                        label=f"{_short(metric)}: max |1-ratio|")
+            _draw_measured_eps(ax, s, raw, xcol)
             g = s[s["metric"] == METRICS[0]]
             ax.plot(g[xcol], heinit.theory_epsilon(g["width"], g["depth"], g["n_samples"], delta),
                     color="black", marker="s", label=rf"theory $\epsilon$ ($\delta$={delta})")
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            ticks = sorted(set(int(v) for v in s[xcol]))
-            ax.set_xticks(ticks, [str(t) for t in ticks])
-            ax.xaxis.set_minor_formatter(mticker.NullFormatter())
-            ax.legend(fontsize="x-small")
+            _log_log_axes(ax, s[xcol])
             fixed = "m={}, ".format(int(s["width"].iloc[0]))
             fixed += (f"N={int(s['n_samples'].iloc[0])}" if xcol == "depth"
                       else f"L={int(s['depth'].iloc[0])}")

@@ -603,17 +603,22 @@ def claim_a1(tables) -> Claim:
                   "< 0", value, compare(value, "<", 0.0), note)
 
 
+def _first_vs_later(means: pd.Series, levels):
+    """Per group of >= 2 blocks (grouped by index `levels`; block position is the last level):
+    the key, the per-position series, and first block minus the largest later block."""
+    for key, s in means.groupby(level=levels):
+        s = s.droplevel(levels)
+        if len(s) >= 2:
+            yield key, s, s.loc[0] - s.drop(0).max()
+
+
 def claim_a2(tables) -> Claim:
     """First block of each stage has the largest ||F||/||h|| (seed mean) of its stage."""
     b = tables["blocks"]
     worst, per, frames = np.inf, {}, []
     for (exp, label), g in _unshared_groups(b[b["metric"] == "norm_ratio"]):
         m = g.groupby(["split", "stage", "position"])["value"].mean()
-        for (split, stage), s in m.groupby(level=[0, 1]):
-            s = s.droplevel([0, 1])
-            if len(s) < 2:
-                continue
-            gap = s.loc[0] - s.drop(0).max()
+        for (split, stage), s, gap in _first_vs_later(m, [0, 1]):
             per[f"{exp}/{label} {split} stage {stage}"] = gap
             worst = min(worst, gap)
         frames.append(g)
@@ -636,11 +641,7 @@ def claim_a3(tables) -> Claim:
         drops = g[g["kind"] == "drop"].copy()
         drops["cost"] = intact.reindex(drops["seed"]).to_numpy() - drops["value"].to_numpy()
         m = drops.groupby(["stage", "position"])["cost"].mean()
-        for stage, s in m.groupby(level=0):
-            s = s.droplevel(0)
-            if len(s) < 2:
-                continue
-            gap = s.loc[0] - s.drop(0).max()
+        for stage, s, gap in _first_vs_later(m, 0):
             per[f"{exp}/{label} stage {stage} (first {s.loc[0]:.3f} vs later max {s.drop(0).max():.3f})"] = gap
             worst = min(worst, gap)
         frames.append(g)
