@@ -849,29 +849,12 @@ def _log_log_axes(ax, xvalues) -> None:
 
 def plot_eps_vs_width(summary: pd.DataFrame, out_stem, delta: float | None = None) -> list[str]:
     """Measured eps (mean ± std, and max) vs width with the theoretical eps(m), log-log."""
-    delta = _delta(summary, delta)
-    raw = _select(summary, sweep="width", init="he", inputs="gaussian")
-    s = _seed_mean(raw, ["metric", "width", "depth", "n_samples"]).sort_values("width")
-    a, c = _style()
-    with a, c:
-        fig, ax = plt.subplots(figsize=(7.5, 5))
-        if s.empty:
-            _empty(ax)
-        else:
-            _draw_measured_eps(ax, s, raw, "width")
-            L, N = int(s["depth"].iloc[0]), int(s["n_samples"].iloc[0])
-            m = np.geomspace(s["width"].min(), s["width"].max(), 200)
-            ax.plot(m, heinit.theory_epsilon(m, L, N, delta), color="black",
-                    label=rf"theory $\epsilon(m)$, L={L}, N={N}, $\delta$={delta}")
-            _log_log_axes(ax, s["width"])
-        ax.set_xlabel("width $m$")
-        ax.set_ylabel(r"$\epsilon$")
-        ax.set_title(f"Measured vs theoretical $\\epsilon$\n[{HE_TITLE}]", fontsize="medium")
-        return save_figure(fig, out_stem)
+    return _plot_eps_vs(summary, out_stem, "width", "width", "width $m$", delta)
 
 
 def _plot_eps_vs(summary: pd.DataFrame, out_stem, sweep: str, xcol: str, xlabel: str,
                  delta: float | None) -> list[str]:
+    """Measured eps vs the swept quantity `xcol` beside the theoretical eps, log-log."""
     delta = _delta(summary, delta)
     raw = _select(summary, sweep=sweep, init="he", inputs="gaussian")
     s = _seed_mean(raw, ["metric", "width", "depth", "n_samples"]).sort_values(xcol)
@@ -882,14 +865,20 @@ def _plot_eps_vs(summary: pd.DataFrame, out_stem, sweep: str, xcol: str, xlabel:
             _empty(ax)
         else:
             _draw_measured_eps(ax, s, raw, xcol)
-            g = s[s["metric"] == METRICS[0]]
-            ax.plot(g[xcol], heinit.theory_epsilon(g["width"], g["depth"], g["n_samples"], delta),
-                    color="black", marker="s", label=rf"theory $\epsilon$ ($\delta$={delta})")
+            L, N = int(s["depth"].iloc[0]), int(s["n_samples"].iloc[0])
+            if xcol == "width":  # eps(m) is smooth in m: draw it as a curve
+                m = np.geomspace(s["width"].min(), s["width"].max(), 200)
+                ax.plot(m, heinit.theory_epsilon(m, L, N, delta), color="black",
+                        label=rf"theory $\epsilon(m)$, L={L}, N={N}, $\delta$={delta}")
+                title = "Measured vs theoretical $\\epsilon$"
+            else:
+                g = s[s["metric"] == METRICS[0]]
+                ax.plot(g[xcol], heinit.theory_epsilon(g["width"], g["depth"], g["n_samples"], delta),
+                        color="black", marker="s", label=rf"theory $\epsilon$ ($\delta$={delta})")
+                fixed = f"m={int(s['width'].iloc[0])}, " + (f"N={N}" if xcol == "depth" else f"L={L}")
+                title = f"$\\epsilon$ vs {xlabel} ({fixed})"
             _log_log_axes(ax, s[xcol])
-            fixed = "m={}, ".format(int(s["width"].iloc[0]))
-            fixed += (f"N={int(s['n_samples'].iloc[0])}" if xcol == "depth"
-                      else f"L={int(s['depth'].iloc[0])}")
-            ax.set_title(f"$\\epsilon$ vs {xlabel} ({fixed})\n[{HE_TITLE}]", fontsize="medium")
+            ax.set_title(f"{title}\n[{HE_TITLE}]", fontsize="medium")
         ax.set_xlabel(xlabel)
         ax.set_ylabel(r"$\epsilon$")
         return save_figure(fig, out_stem)
