@@ -25,6 +25,7 @@ rule all:
     default_target: True
     input:
         get_all_targets(),
+        REPORT_TARGETS,
 
 
 rule iterative:

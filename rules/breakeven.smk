@@ -1,5 +1,5 @@
 # Paper D, the break-even point (issue 7): curvature along every trajectory of the
-# breakeven_* experiments, one cached job per snapshot; tables, figures and claims.
+# breakeven_* experiments, one cached job per run (all its snapshots); tables, figures, claims.
 from repro.breakeven_analysis import (
     BreakevenConfigError,
     dataset_spec,
@@ -17,7 +17,7 @@ validate(config["breakeven"], "../schemas/breakeven.schema.yaml")
 BREAKEVEN = f"{RESULTS}/metrics/breakeven"
 BREAKEVEN_TABLES = f"{RESULTS}/tables/breakeven"
 BREAKEVEN_FIGURES = f"{RESULTS}/figures/breakeven"
-BREAKEVEN_REPORT = "Break-even point (D)"
+BREAKEVEN_REPORT = CATEGORIES["breakeven"]
 BREAKEVEN_FIGS = ["trajectories", "early_phase", "bn", "extra"]
 BREAKEVEN_EXPERIMENTS = sorted({e for e, _ in runs_of(paper="breakeven")})
 try:
@@ -56,38 +56,42 @@ rule breakeven_probe:
         "../scripts/breakeven_probe.py"
 
 
-rule breakeven_snapshot:
+# One job per run, not per snapshot: a job's start costs ~3 s (Python, torch, pandas),
+# most of a snapshot's measurement at the default scale (docs/PERFORMANCE.md "Paper D").
+rule breakeven_curvature:
     input:
         snapshots=f"{RESULTS}/runs/{{experiment}}/{{run}}/snapshots",
         status=f"{RESULTS}/runs/{{experiment}}/{{run}}/status.json",
         probe=f"{BREAKEVEN}/{{experiment}}/probe.pt",
     output:
-        f"{BREAKEVEN}/{{experiment}}/{{run}}/{{snapshot}}.json",
+        f"{BREAKEVEN}/{{experiment}}/{{run}}.json",
     log:
-        f"{RESULTS}/logs/breakeven/snapshot/{{experiment}}/{{run}}/{{snapshot}}.log",
+        f"{RESULTS}/logs/breakeven/curvature/{{experiment}}/{{run}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/breakeven/snapshot/{{experiment}}/{{run}}/{{snapshot}}.tsv"
-    group:
-        "snapshot_metrics"
+        f"{RESULTS}/benchmarks/breakeven/curvature/{{experiment}}/{{run}}.tsv"
     conda:
         "../envs/repro.yaml"
     threads: config["threads"]
     resources:
         mem_mb=4000,
-        runtime=30,
+        # minutes: 5 per snapshot (an estimate for the paper scale on a GPU, ~2.7 CIFAR
+        # epochs of compute each; not measured), more on each retry
+        runtime=lambda wildcards, attempt: attempt
+        * (10 + 5 * len(get_snapshot_epochs(wildcards))),
         gpu=lambda wildcards: BREAKEVEN_SETTINGS[wildcards.experiment]["gpu"],
     params:
+        epochs=get_snapshot_epochs,
         measure=lambda wildcards: measure_params(
             BREAKEVEN_SETTINGS[wildcards.experiment]
         ),
         device=config["device"],
     script:
-        "../scripts/breakeven_snapshot.py"
+        "../scripts/breakeven_curvature.py"
 
 
 rule breakeven_tables:
     input:
-        metrics=metric_paths(RUNS, runs_of(paper="breakeven"), BREAKEVEN),
+        metrics=metric_paths(runs_of(paper="breakeven"), BREAKEVEN),
         status=get_trained("breakeven"),
     output:
         trajectories=f"{BREAKEVEN_TABLES}/trajectories.csv",

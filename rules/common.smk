@@ -1,4 +1,6 @@
 # The run table and the small get_* functions that decide which files a rule needs.
+import os
+
 from snakemake.utils import validate
 
 from repro.config import (
@@ -8,7 +10,10 @@ from repro.config import (
     run_table,
     snapshot_epochs,
 )
-from repro.train import snapshot_name
+from repro.report_pages import CATEGORIES, OVERVIEW
+
+# read before heinit.smk fills in an empty `heinit:` section with the defaults
+HEINIT_ON = config.get("heinit") is not None
 
 try:
     validate(config, "../schemas/config.schema.yaml")
@@ -20,6 +25,33 @@ except (WorkflowError, ConfigError) as error:
 
 PAPERS = ["iterative", "minima", "heinit", "breakeven"]
 RESULTS = "results"
+RESULTS_FOLDERS = [
+    "runs",
+    "checkpoints",
+    "metrics",
+    "tables",
+    "figures",
+    "claims",
+    "logs",
+    "report",
+]
+
+
+def results_folder_problem(root):
+    """Why jobs could not write under `root` (None if they can): checked before any job."""
+    for path in [root] + [os.path.join(root, sub) for sub in RESULTS_FOLDERS]:
+        if os.path.lexists(path) and not os.path.isdir(path):
+            return f"{path} exists but is not a folder; move it away or delete it"
+    folder = root if os.path.isdir(root) else "."
+    if not os.access(folder, os.W_OK):
+        return f"{os.path.abspath(folder)} is not writable (read-only file system or no permission)"
+    return None
+
+
+if workflow.is_main_process and not workflow.dryrun:
+    _problem = results_folder_problem(RESULTS)
+    if _problem:
+        raise WorkflowError(f"Cannot write results: {_problem}")
 
 
 wildcard_constraints:
@@ -47,6 +79,8 @@ def training_spec(wildcards):
         "dataset",
         "test_fraction",
         "train_size",
+        "label_noise",
+        "label_noise_seed",
         "model",
         "train",
         "snapshots",
@@ -69,7 +103,7 @@ def get_trained(paper=None, experiment=None):
 def paper_enabled(paper):
     """A paper runs when the config has its experiments (heinit: its section)."""
     if paper == "heinit":
-        return config.get("heinit") is not None
+        return HEINIT_ON
     return bool(runs_of(paper))
 
 

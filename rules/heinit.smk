@@ -8,7 +8,6 @@ import os
 from repro import heinit_analysis as hc
 from repro.data import availability_error
 
-HEINIT_ON = "heinit" in config
 if config.get("heinit") is None:
     config["heinit"] = {}
 validate(config["heinit"], "../schemas/heinit.schema.yaml")
@@ -16,7 +15,7 @@ validate(config["heinit"], "../schemas/heinit.schema.yaml")
 HEINIT = f"{RESULTS}/metrics/heinit"
 HEINIT_TABLES = f"{RESULTS}/tables/heinit"
 HEINIT_FIGURES = f"{RESULTS}/figures/heinit"
-HEINIT_CATEGORY = "He init (C)"
+HEINIT_CATEGORY = CATEGORIES["heinit"]
 HEINIT_REAL = config["heinit"]["real"]["dataset"]
 # figure name -> (caption, subcategory); per_layer_<dataset> is the real-input figure
 HEINIT_FIGS = {

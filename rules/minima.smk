@@ -1,7 +1,10 @@
 # Paper B (minima): "Three Factors Influencing Minima in SGD" (../shared/PAPERS.md, section B).
-# Training (rule train) runs the eta x S grid, the equal-ratio (beta) runs and the schedule
-# swaps; here: sharpness of every grid/beta run at its matched train loss (one cached job
-# per run), 1-D interpolation per configured pair, then tables, figures and claims B1-B4.
+# Training (rule train) runs the eta x S grid, the equal-ratio (beta) runs, the schedule
+# swaps, the label-noise (memorization) grid and the beta ladders per train size (breaking
+# point); here: sharpness of every grid/beta run at its matched train loss (one cached job
+# per run), 1-D interpolation per configured pair, then tables, figures and claims B1-B7.
+# Memorization and breaking outputs always exist: "not run at this scale" when the config
+# has no such experiment (claims B5/B6 are then inconclusive).
 # Settings: top-level `minima:` (schemas/minima.schema.yaml) and each minima_* experiment's
 # `analysis:` object; both reach the jobs through params, so changing them never retrains.
 import repro.minima_analysis as minima_lib
@@ -15,7 +18,7 @@ except ConfigError as error:
 MINIMA_METRICS = f"{RESULTS}/metrics/minima"
 MINIMA_TABLES = f"{RESULTS}/tables/minima"
 MINIMA_FIGURES = f"{RESULTS}/figures/minima"
-MINIMA_CATEGORY = "B: Three factors (minima)"
+MINIMA_CATEGORY = CATEGORIES["minima"]
 
 
 MINIMA_OUTPUTS = {
@@ -26,6 +29,10 @@ MINIMA_OUTPUTS = {
     "schedules": f"{MINIMA_TABLES}/schedules.csv",
     "schedules_md": f"{MINIMA_TABLES}/schedules.md",
     "schedule_curves": f"{MINIMA_TABLES}/schedule_curves.csv",
+    "memorization": f"{MINIMA_TABLES}/memorization.csv",
+    "memorization_md": f"{MINIMA_TABLES}/memorization.md",
+    "breaking": f"{MINIMA_TABLES}/breaking.csv",
+    "breaking_md": f"{MINIMA_TABLES}/breaking.md",
     "claims": f"{RESULTS}/claims/minima.csv",
 }
 MINIMA_FIGURE_NAMES = [
@@ -34,6 +41,8 @@ MINIMA_FIGURE_NAMES = [
     "accuracy_heatmap",
     "interpolation",
     "schedules",
+    "memorization",
+    "breaking",
 ]
 
 PAPER_TARGETS["minima"] = list(MINIMA_OUTPUTS.values()) + [
@@ -225,10 +234,80 @@ rule minima_schedules:
         "../scripts/minima_schedules.py"
 
 
+rule minima_memorization:
+    input:
+        status=MINIMA.role_files("memorization", "status.json"),
+        history=MINIMA.role_files("memorization", "history.csv"),
+    output:
+        csv=MINIMA_OUTPUTS["memorization"],
+        md=report(
+            MINIMA_OUTPUTS["memorization_md"],
+            caption="../report/minima_memorization_table.rst",
+            category=MINIMA_CATEGORY,
+            subcategory="Tables",
+        ),
+        png=report(
+            f"{MINIMA_FIGURES}/memorization.png",
+            caption="../report/minima_memorization.rst",
+            category=MINIMA_CATEGORY,
+            subcategory="Memorization",
+        ),
+        pdf=f"{MINIMA_FIGURES}/memorization.pdf",
+    log:
+        f"{RESULTS}/logs/minima/memorization.log",
+    conda:
+        "../envs/repro.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        experiments=MINIMA.experiment_flags("group"),
+        settings=MINIMA.paper_settings("memorization"),
+    script:
+        "../scripts/minima_memorization.py"
+
+
+rule minima_breaking:
+    input:
+        status=MINIMA.role_files("breaking", "status.json"),
+    output:
+        csv=MINIMA_OUTPUTS["breaking"],
+        md=report(
+            MINIMA_OUTPUTS["breaking_md"],
+            caption="../report/minima_breaking_table.rst",
+            category=MINIMA_CATEGORY,
+            subcategory="Tables",
+        ),
+        png=report(
+            f"{MINIMA_FIGURES}/breaking.png",
+            caption="../report/minima_breaking.rst",
+            category=MINIMA_CATEGORY,
+            subcategory="Breaking point",
+        ),
+        pdf=f"{MINIMA_FIGURES}/breaking.pdf",
+    log:
+        f"{RESULTS}/logs/minima/breaking.log",
+    conda:
+        "../envs/repro.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        experiments=MINIMA.experiment_flags("group"),
+        settings=MINIMA.paper_settings("breaking"),
+    script:
+        "../scripts/minima_breaking.py"
+
+
 rule minima_claims:
     input:
         runs=MINIMA_OUTPUTS["runs"],
         schedules=MINIMA_OUTPUTS["schedules"],
+        memorization=MINIMA_OUTPUTS["memorization"],
+        breaking=MINIMA_OUTPUTS["breaking"],
+        interpolation=MINIMA_OUTPUTS["interpolation"],
     output:
         MINIMA_OUTPUTS["claims"],
     log:
@@ -239,5 +318,7 @@ rule minima_claims:
     resources:
         mem_mb=1000,
         runtime=10,
+    params:
+        side_offset=MINIMA.interpolation_settings()["side_offset"],
     script:
         "../scripts/minima_claims.py"

@@ -6,7 +6,8 @@ rule run_table:
         report(
             f"{RESULTS}/run_table.csv",
             caption="../report/run_table.rst",
-            category="Run settings",
+            category=OVERVIEW,
+            subcategory="Run settings",
         ),
     log:
         f"{RESULTS}/logs/run_table.log",

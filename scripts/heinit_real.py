@@ -2,6 +2,7 @@
 import time
 
 from repro import heinit_analysis as A
+from repro.gpus import job_device
 from repro.jobs import start_job
 
 log = start_job(snakemake)
@@ -11,6 +12,7 @@ X = A.load_real_inputs(real["dataset"], real["n_samples"], seed=settings["seeds"
                        data_root=snakemake.params.data_root, download=snakemake.params.download)
 log.info("%s: %d inputs of dimension %d; settings %s", real["dataset"], *X.shape, settings)
 start = time.perf_counter()
-frame = A.run_sweep("real", settings, snakemake.params.device, X_real=X, real_name=real["dataset"])
+with job_device(snakemake) as device:  # claims a free GPU when the job asks for gpu >= 1
+    frame = A.run_sweep("real", settings, str(device), X_real=X, real_name=real["dataset"])
 A.write_sweep(frame, snakemake.output[0])
 log.info("%d rows in %.1f s", len(frame), time.perf_counter() - start)

@@ -2,12 +2,14 @@
 import time
 
 from repro import heinit_analysis as A
+from repro.gpus import job_device
 from repro.jobs import start_job
 
 log = start_job(snakemake)
 sweep = snakemake.wildcards.sweep
-log.info("sweep %s, settings %s, device %s", sweep, snakemake.params.settings, snakemake.params.device)
-start = time.perf_counter()
-frame = A.run_sweep(sweep, snakemake.params.settings, snakemake.params.device)
+with job_device(snakemake) as device:  # claims a free GPU when the job asks for gpu >= 1
+    log.info("sweep %s, settings %s, device %s", sweep, snakemake.params.settings, device)
+    start = time.perf_counter()
+    frame = A.run_sweep(sweep, snakemake.params.settings, str(device))
 A.write_sweep(frame, snakemake.output[0])
 log.info("%d rows in %.1f s", len(frame), time.perf_counter() - start)

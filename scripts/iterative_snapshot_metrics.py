@@ -1,11 +1,12 @@
 """Paper A: intermediate heads over training and init diagnostics of one run (rule iterative_snapshot_metrics)."""
+from repro.gpus import job_device
 from repro.iterative_analysis import SNAPSHOT_TABLES, run_snapshot_metrics
 from repro.jobs import start_job
-from repro.train import resolve_device
 
 log = start_job(snakemake)
-run_snapshot_metrics(snakemake.input.snapshots, snakemake.input.status, snakemake.params.run,
-                     snakemake.params.settings, snakemake.params.epochs, snakemake.params.span,
-                     outputs={name: snakemake.output[name] for name in SNAPSHOT_TABLES},
-                     device=resolve_device(snakemake.params.device), data_root=snakemake.params.data_root,
-                     download=snakemake.params.download, log=log)
+with job_device(snakemake) as device:  # claims a free GPU when the job asks for gpu >= 1
+    run_snapshot_metrics(snakemake.input.snapshots, snakemake.input.status, snakemake.params.run,
+                         snakemake.params.settings, snakemake.params.epochs, snakemake.params.span,
+                         outputs={name: snakemake.output[name] for name in SNAPSHOT_TABLES},
+                         device=device, data_root=snakemake.params.data_root,
+                         download=snakemake.params.download, log=log)

@@ -1,10 +1,11 @@
 """Paper A: every run's measurements -> tidy tables and Table 1 (rule iterative_tables)."""
 from pathlib import Path
 
-from repro.iterative_analysis import MODEL_TABLES, SNAPSHOT_TABLES, aggregate
+from repro.iterative_analysis import MODEL_TABLES, SNAPSHOT_TABLES, aggregate, run_record
 from repro.jobs import start_job
 
 log = start_job(snakemake)
 per_run = {name: list(snakemake.input[name]) for name in MODEL_TABLES + SNAPSHOT_TABLES}
-aggregate(per_run, list(snakemake.input.histories), list(snakemake.input.statuses), snakemake.params.records,
+records = [run_record(cfg) for cfg in snakemake.params.runs]  # parameter counts: here, not at DAG build
+aggregate(per_run, list(snakemake.input.histories), list(snakemake.input.statuses), records,
           out_dir=Path(snakemake.output.table1_tex).parent)

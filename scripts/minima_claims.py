@@ -1,7 +1,11 @@
-"""Claims B1-B4 of paper B from the run and schedule tables (rule minima_claims)."""
+"""Claims B1-B7 of paper B from the run, schedule, memorization, breaking and interpolation
+tables (rule minima_claims)."""
 from repro.jobs import start_job
 from repro.minima_analysis import write_claims
 
 log = start_job(snakemake)
-frame = write_claims(snakemake.input.runs, snakemake.input.schedules, snakemake.output[0])
+i = snakemake.input
+frame = write_claims(i.runs, i.schedules, snakemake.output[0], memorization_csv=i.memorization,
+                     breaking_csv=i.breaking, interpolation_csv=i.interpolation,
+                     side_offset=snakemake.params.side_offset)
 log.info("\n%s", frame[["id", "value", "verdict"]].to_string(index=False))

@@ -1,5 +1,6 @@
 """Paper D (break-even point): every metric against an independent exact computation in
-float64 on tiny cases (dense matrices, explicit loops), plus tables, sweeps and claims."""
+float64 on tiny cases (dense matrices, explicit loops), one job per run giving the same records
+as one per snapshot, plus tables, sweeps and claims."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from torch import nn
 from torch.func import functional_call
 
 from repro import breakeven_analysis as be
+from repro import breakeven_measure as bm
 from repro import io
 from repro.models import build_model
 
@@ -48,7 +50,7 @@ def test_covariance_metrics_match_the_dense_covariance():
     gen = torch.Generator().manual_seed(0)
     M, P, top = 6, 11, 2
     phi = torch.randn(M, P, generator=gen, dtype=torch.float64) + torch.randn(P, generator=gen, dtype=torch.float64)
-    out = be.covariance_metrics(phi @ phi.T, top=top, ddof=1)
+    out = bm.covariance_metrics(phi @ phi.T, top=top, ddof=1)
     K, vals, vecs = dense_covariance(phi)
     assert close(out["lambda1"], vals[0])
     assert close(out["lambda_star"], vals[M - 2])           # rank M-1 after centring
@@ -64,15 +66,15 @@ def test_covariance_metrics_match_the_dense_covariance():
 
 def test_covariance_metrics_normalisation_and_degenerate_cases():
     phi = torch.tensor([[1.0, 0.0], [3.0, 0.0]], dtype=torch.float64)   # M = 2: one non-zero eigenvalue
-    out = be.covariance_metrics(phi @ phi.T, top=5, ddof=1)
+    out = bm.covariance_metrics(phi @ phi.T, top=5, ddof=1)
     # centred: (-1, 0), (1, 0); K = (1 + 1) / (2 - 1) on the first axis
     assert close(out["lambda1"], 2.0) and close(out["trace"], 2.0) and close(out["lambda_star"], 2.0)
     # g1 = (1, 0) lies on the top eigenvector: ||g|| / ||P g|| = 1 for both gradients
     assert close(out["g_over_gtop"], 1.0) and out["n_top"] == 1
-    biased = be.covariance_metrics(phi @ phi.T, ddof=0)
+    biased = bm.covariance_metrics(phi @ phi.T, ddof=0)
     assert close(biased["lambda1"], 1.0)
     with pytest.raises(ValueError):
-        be.covariance_metrics(torch.ones(1, 1))
+        bm.covariance_metrics(torch.ones(1, 1))
 
 
 def test_covariance_metrics_of_real_gradients_match_engine_and_explicit_loop():
@@ -87,7 +89,7 @@ def test_covariance_metrics_of_real_gradients_match_engine_and_explicit_loop():
                                                                              list(model.parameters()))])
                        for a, b in batches])
     gram, _, _ = gradient_gram(model, loss, batches, method="loop")
-    ours = be.covariance_metrics(gram, top=2, ddof=1)
+    ours = bm.covariance_metrics(gram, top=2, ddof=1)
     _, vals, _ = dense_covariance(phi)
     engine = grad_covariance_eigs(model, loss, batches, ddof=1)
     assert close(ours["lambda1"], vals[0]) and close(ours["lambda1"], engine["eigs"][0])
@@ -117,7 +119,7 @@ def tiny_probe(n=40):
     settings = dict(probe_seed=5, accuracy_examples=30, hessian_fraction=0.25, hessian_max_examples=None,
                     covariance_mode="minibatch", covariance_batches=4, covariance_batch_size=6,
                     covariance_examples=8)
-    return x, y, be.make_probe(x, y, settings)
+    return x, y, bm.make_probe(x, y, settings)
 
 
 PARAMS = dict(hessian_k=2, hessian_tol=1e-10, hessian_batch_size=4, covariance_top=2,
@@ -142,7 +144,7 @@ def test_measure_matches_dense_and_explicit_computations():
     model = tiny_bn_cnn()
     x, y, probe = tiny_probe()
     lr, S = 0.3, 5
-    metrics, missing, cost = be.measure(model, probe, PARAMS, lr, S)
+    metrics, missing, cost = bm.measure(model, probe, PARAMS, lr, S)
     assert not model.training and missing == {}
 
     # train loss / accuracy: explicit loop over the accuracy subset
@@ -193,8 +195,8 @@ def test_measure_per_example_mode_is_the_example_covariance():
     settings = dict(probe_seed=0, accuracy_examples=10, hessian_fraction=0.1, hessian_max_examples=None,
                     covariance_mode="per_example", covariance_batches=2, covariance_batch_size=2,
                     covariance_examples=7)
-    probe = be.make_probe(x, y, settings)
-    metrics, _, _ = be.measure(model, probe, PARAMS, 0.1, 4)
+    probe = bm.make_probe(x, y, settings)
+    metrics, _, _ = bm.measure(model, probe, PARAMS, 0.1, 4)
     _, theta = flat_loss(model, x[:1], y[:1])
     idx = probe["covariance"].reshape(-1)
     phi = torch.stack([torch.func.grad(flat_loss(model, probe["x"][i:i + 1], probe["y"][i:i + 1])[0])(theta)
@@ -207,7 +209,7 @@ def test_alpha_star_beyond_the_limit_is_missing_with_reason():
     model = tiny_bn_cnn()
     _, _, probe = tiny_probe()
     params = dict(PARAMS, alpha=dict(increase=1.2, max_alpha=1e-3, n_batches=1))
-    metrics, missing, _ = be.measure(model, probe, params, 1e-6, 5)
+    metrics, missing, _ = bm.measure(model, probe, params, 1e-6, 5)
     assert "alpha_star" not in metrics and "did not reach" in missing["alpha_star"]
 
 
@@ -219,7 +221,7 @@ def test_probe_subsets_are_fixed_sized_and_point_at_the_right_examples():
     y = torch.arange(100) % 10
     s = dict(probe_seed=7, accuracy_examples=30, hessian_fraction=0.05, hessian_max_examples=None,
              covariance_mode="minibatch", covariance_batches=3, covariance_batch_size=8, covariance_examples=4)
-    a, b = be.make_probe(x, y, s), be.make_probe(x, y, s)
+    a, b = bm.make_probe(x, y, s), bm.make_probe(x, y, s)
     assert all(torch.equal(a[k], b[k]) for k in ("x", "accuracy", "hessian", "covariance"))
     assert len(a["accuracy"]) == 30 and len(a["hessian"]) == 5 and a["covariance"].shape == (3, 8)
     for row in a["covariance"]:
@@ -228,11 +230,11 @@ def test_probe_subsets_are_fixed_sized_and_point_at_the_right_examples():
     for key in ("accuracy", "hessian", "covariance"):
         pos = a[key].reshape(-1)
         assert torch.equal(a["x"][pos].reshape(-1), a["train_index"][pos].to(torch.float64))
-    assert len(be.make_probe(x, y, dict(s, hessian_max_examples=2))["hessian"]) == 2
-    other = be.make_probe(x, y, dict(s, probe_seed=8))
+    assert len(bm.make_probe(x, y, dict(s, hessian_max_examples=2))["hessian"]) == 2
+    other = bm.make_probe(x, y, dict(s, probe_seed=8))
     assert not torch.equal(other["train_index"], a["train_index"])
     with pytest.raises(ValueError, match="exceeds"):
-        be.make_probe(x, y, dict(s, covariance_batch_size=101))
+        bm.make_probe(x, y, dict(s, covariance_batch_size=101))
 
 
 # ------------------------------------------------------------------ snapshot files
@@ -242,7 +244,7 @@ def test_missing_snapshot_and_nonfinite_weights_are_recorded_with_reasons(tmp_pa
     status = tmp_path / "status.json"
     status.write_text(json.dumps({"status": "diverged", "stop_reason": "loss nan at epoch 2, step 40"}))
     out = tmp_path / "e3.json"
-    rec = be.measure_snapshot_file(tmp_path / "snapshots" / "e3.pt", status, tmp_path / "probe.pt", PARAMS, out,
+    rec = bm.measure_snapshot_file(tmp_path / "snapshots" / "e3.pt", status, tmp_path / "probe.pt", PARAMS, out,
                                    ids=dict(experiment="x", run="r"))
     assert rec["status"] == "missing" and "diverged" in rec["reason"] and "loss nan" in rec["reason"]
     assert json.loads(out.read_text())["status"] == "missing"
@@ -252,8 +254,102 @@ def test_missing_snapshot_and_nonfinite_weights_are_recorded_with_reasons(tmp_pa
     state["fc.weight"][0, 0] = float("nan")
     io.save_torch(dict(state_dict=state, model={"name": "mlp", "depth": 1, "width": 3}, input_shape=[1, 2, 2],
                        num_classes=3, epoch=1.0, step=5, lr=0.1, batch_size=4), tmp_path / "e1.pt")
-    rec = be.measure_snapshot_file(tmp_path / "e1.pt", status, tmp_path / "probe.pt", PARAMS, tmp_path / "e1.json")
+    rec = bm.measure_snapshot_file(tmp_path / "e1.pt", status, tmp_path / "probe.pt", PARAMS, tmp_path / "e1.json")
     assert rec["status"] == "missing" and "non-finite" in rec["reason"] and rec["epoch"] == 1.0
+
+
+def save_snapshot(path, model, epoch, lr=0.3, batch_size=5):
+    """A snapshot file as repro.train writes it (checksummed), for a tiny SimpleCNN-BN."""
+    spec = {"name": "simplecnn", "widths": [2, 2], "hidden": 3, "batch_norm": True}
+    io.save_torch(dict(state_dict=model.state_dict(), model=spec, input_shape=[1, 10, 10], num_classes=3,
+                       epoch=float(epoch), step=int(10 * epoch), lr=lr, batch_size=batch_size), path)
+
+
+def test_one_job_per_run_gives_the_records_of_one_job_per_snapshot(tmp_path):
+    """The run file holds, per expected snapshot, exactly the record a separate job writes:
+    ok snapshots with the same numbers, a non-finite one and a never-reached one missing."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # the snapshots are rebuilt by build_model: float64 like the test
+    try:
+        _, _, probe = tiny_probe()
+        io.save_torch(probe, tmp_path / "probe.pt")
+        snaps = tmp_path / "snapshots"
+        snaps.mkdir()
+        model = tiny_bn_cnn()
+        save_snapshot(snaps / "e0.pt", model, 0)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.05 * torch.randn_like(p))
+        save_snapshot(snaps / "e1.pt", model, 1)
+        with torch.no_grad():
+            next(model.parameters()).view(-1)[0] = float("nan")
+        save_snapshot(snaps / "e2.pt", model, 2)
+        status = tmp_path / "status.json"
+        status.write_text(json.dumps({"status": "diverged", "stop_reason": "loss nan at epoch 2.5"}))
+        names, ids = ["e0", "e1", "e2", "e3"], dict(experiment="x", run="r")
+
+        out = bm.measure_run_file(snaps, names, status, tmp_path / "probe.pt", PARAMS, tmp_path / "r.json", ids=ids)
+        alone = [bm.measure_snapshot_file(snaps / f"{n}.pt", status, tmp_path / "probe.pt", PARAMS,
+                                          tmp_path / f"{n}.json", ids=ids) for n in names]
+    finally:
+        torch.set_default_dtype(before)
+    on_disk = json.loads((tmp_path / "r.json").read_text())
+    assert on_disk["experiment"] == "x" and on_disk["run"] == "r"
+    assert [r["snapshot"] for r in on_disk["records"]] == names
+    assert [r["status"] for r in on_disk["records"]] == ["ok", "ok", "missing", "missing"]
+    assert "non-finite" in on_disk["records"][2]["reason"] and "diverged" in on_disk["records"][3]["reason"]
+    for batched, single in zip(on_disk["records"], alone):
+        single = json.loads(json.dumps(single))         # as written: the same JSON types
+        for key in ("metrics", "missing", "status", "reason", "epoch", "step", "lr", "batch_size", "probe",
+                    "n_parameters", "settings", "run_status"):
+            assert batched.get(key) == single.get(key), key   # exactly equal, not just close
+        assert batched["cost"].keys() == single["cost"].keys()
+    assert on_disk["records"][0]["metrics"] != on_disk["records"][1]["metrics"]   # two different points
+    assert out["records"][0]["metrics"]["lambda1_K"] > 0
+    # the tables read run files and single-snapshot files alike
+    assert [r["snapshot"] for r in be.load_records([tmp_path / "r.json", tmp_path / "e0.json"])] == names + ["e0"]
+
+
+def test_a_run_job_killed_midway_leaves_no_file(tmp_path, monkeypatch):
+    """The run file is written once, atomically, after the last snapshot: a failure on the
+    second snapshot leaves no output (not even a partial one) behind."""
+    _, _, probe = tiny_probe()
+    io.save_torch(probe, tmp_path / "probe.pt")
+    snaps = tmp_path / "snapshots"
+    snaps.mkdir()
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        save_snapshot(snaps / "e0.pt", tiny_bn_cnn(), 0)
+        save_snapshot(snaps / "e1.pt", tiny_bn_cnn(), 1)
+        status = tmp_path / "status.json"
+        status.write_text(json.dumps({"status": "completed"}))
+        calls = []
+        real = bm.measure
+
+        def dies_second(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == 2:
+                raise KeyboardInterrupt("killed")
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(bm, "measure", dies_second)
+        with pytest.raises(KeyboardInterrupt):
+            bm.measure_run_file(snaps, ["e0", "e1"], status, tmp_path / "probe.pt", PARAMS, tmp_path / "r.json")
+    finally:
+        torch.set_default_dtype(before)
+    assert calls == [1, 1] and not (tmp_path / "r.json").exists()
+    assert not list(tmp_path.glob(".r.json*"))   # no temporary file left either
+
+
+def test_parse_time_module_does_not_import_torch():
+    """rules/breakeven.smk imports repro.breakeven_analysis while the DAG is built: no torch."""
+    import subprocess
+    import sys
+
+    code = "import sys, repro.breakeven_analysis; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 # ------------------------------------------------------------------ settings

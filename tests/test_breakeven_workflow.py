@@ -33,12 +33,14 @@ def test_breakeven_target_on_tiny_config(workdir, tmp_path):
         for ext in ("png", "pdf"):
             assert (res / "figures/breakeven" / f"{name}.{ext}").stat().st_size > 1000
 
-    # one JSON per expected snapshot; the diverged run's later snapshots are missing, with the reason
+    # one JSON per run, one record per expected snapshot; the diverged run's later snapshots
+    # are missing, with the reason
     runs = pd.read_csv(res / "tables/breakeven/runs.csv").set_index("run")
     assert runs.loc["lr50_bs64_s0", "status"] == "diverged" and not runs.loc["lr50_bs64_s0", "valid"]
     assert runs.loc["lr50_bs64_s0", "n_missing_snapshots"] == 1
-    rec = json.loads((res / "metrics/breakeven/breakeven_tiny/lr50_bs64_s0/e2.json").read_text())
-    assert rec["status"] == "missing" and "diverged" in rec["reason"]
+    recs = json.loads((res / "metrics/breakeven/breakeven_tiny/lr50_bs64_s0.json").read_text())["records"]
+    assert [r["snapshot"] for r in recs] == ["e0", "e2"]
+    assert recs[1]["status"] == "missing" and "diverged" in recs[1]["reason"]
     assert runs.loc["lr0.05_bs64_s0", "status"] == "completed"
     assert runs["valid"].sum() >= 2
 
@@ -68,16 +70,22 @@ def test_breakeven_target_on_tiny_config(workdir, tmp_path):
 
     # cached: nothing to do; a measurement setting reruns curvature, never training
     assert planned_jobs(workdir, "breakeven", configfiles=(TINY,)) == {}
-    n_snapshots = len(list((res / "metrics/breakeven").glob("*/*/*.json")))
+    n_runs = len(list((res / "metrics/breakeven").glob("*/*.json")))
+    assert n_runs == 5
     tol = variant(tmp_path, "tol.yaml", lambda c: c["breakeven"]["hessian"].update(tol=0.01))
     jobs = planned_jobs(workdir, "breakeven", configfiles=(tol,))
-    assert "train" not in jobs and "breakeven_probe" not in jobs and jobs["breakeven_snapshot"] == n_snapshots
-    # a per-experiment override reaches only that experiment's snapshots
+    assert "train" not in jobs and "breakeven_probe" not in jobs and jobs["breakeven_curvature"] == n_runs
+    # a per-experiment override reaches only that experiment's run (one job for its snapshots)
     override = variant(tmp_path, "ov.yaml",
                        lambda c: c["experiments"]["breakeven_tinybn"].setdefault("analysis", {}).update(
                            covariance={"top": 1}))
     jobs = planned_jobs(workdir, "breakeven", configfiles=(override,))
-    assert "train" not in jobs and jobs["breakeven_snapshot"] == 2
+    assert "train" not in jobs and jobs["breakeven_curvature"] == 1
+    # a change to one run retrains and remeasures that run only
+    one_run = variant(tmp_path, "run.yaml", lambda c: c["experiments"]["breakeven_tiny"]["runs"][1]["set"].update(
+        {"train.lr": 0.4}))
+    jobs = planned_jobs(workdir, "breakeven", configfiles=(one_run,))
+    assert jobs["train"] == 1 and jobs["breakeven_curvature"] == 1 and "breakeven_probe" not in jobs
     # the threshold accuracy only changes tables, figures and claims
     thr = variant(tmp_path, "thr.yaml", lambda c: c["experiments"]["breakeven_tiny"]["analysis"].update(
         threshold_accuracy=0.4))

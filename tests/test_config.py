@@ -62,6 +62,9 @@ BAD = [
     ("resnet depth not 6n+2", E + ("model",), {"name": "resnet", "depth": 33}, "model", "6n+2"),
     ("duplicate run names", E + ("runs",), [{"name": "a"}, {"name": "a"}], "tiny", "duplicate run name 'a_s0'"),
     ("missing data root", E + ("dataset",), "cifar10", "dataset", "cifar-10-batches-py"),
+    ("misspelt paper section", ("iterativ",), {"max_examples": 10}, "iterativ", "not one of"),
+    ("stop checks without a target loss", E + ("train", "stop_checks_per_epoch"), 4, "stop_checks_per_epoch",
+     "stop_at_train_loss"),
 ]
 
 

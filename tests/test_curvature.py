@@ -332,6 +332,22 @@ def test_minibatch_covariance_and_chunking(name):
     assert abs(unbiased["trace"] - float(torch.trace(K)) * 6 / 5) <= 1e-6 * float(torch.trace(K))
 
 
+def test_auto_switches_to_loop_at_the_measured_batch_size():
+    """auto: "gram" below LOOP_MIN_BATCH examples per batch, "loop" from it; the same K
+    (float64, against the dense covariance) either way."""
+    from repro.curvature.gradient_covariance import LOOP_MIN_BATCH
+
+    model = MODELS["cnn"]()
+    for size, expected in ((LOOP_MIN_BATCH - 1, "gram"), (LOOP_MIN_BATCH, "loop")):
+        X, Y = data("cnn", 3 * size, seed=8)
+        batches = split(X, Y, [size] * 3)
+        K = dense_K(model, CE, batches)
+        out = grad_covariance_eigs(model, CE, batches)
+        assert out["method"] == expected
+        assert rel(out["eigs"][:2], torch.linalg.eigvalsh(K).flip(0)[:2]) <= 1e-8
+        assert abs(out["trace"] - float(torch.trace(K))) <= 1e-8 * float(torch.trace(K))
+
+
 def test_per_example_gram_across_chunks_and_inplace_relu():
     model = small_cnn(inplace=True)
     X, Y = data("cnn", 11, seed=7)

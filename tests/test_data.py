@@ -122,3 +122,42 @@ def test_augment_translation_and_flip_match_a_per_image_reference():
         ref = padded[:, dy[i]:dy[i] + 5, dx[i]:dx[i] + 5]
         assert torch.equal(out[i], ref)
     assert torch.equal(augment(x, gen), x)  # nothing asked, nothing done
+
+
+def test_label_noise_changes_exactly_the_fraction_to_other_classes_and_never_the_test_set():
+    from repro.data import noisy_labels
+
+    clean = load_dataset("digits")
+    noisy = load_dataset("digits", label_noise=0.25, label_noise_seed=7)
+    n = len(clean.y_train)
+    changed = (noisy.y_train != clean.y_train).nonzero().flatten().numpy()
+    assert len(changed) == round(0.25 * n)  # exactly the fraction: a new label is always another class
+    assert torch.equal(noisy.y_test, clean.y_test) and torch.equal(noisy.x_train, clean.x_train)
+    assert torch.equal(noisy.x_test, clean.x_test)
+    # the same draw every time; another seed relabels other examples
+    again = load_dataset("digits", label_noise=0.25, label_noise_seed=7)
+    assert torch.equal(again.y_train, noisy.y_train)
+    other = load_dataset("digits", label_noise=0.25, label_noise_seed=8)
+    assert not torch.equal(other.y_train, noisy.y_train)
+    # the function by hand: indices reported are the ones changed, labels stay in range
+    y = np.repeat(np.arange(10), 5)
+    out, idx = noisy_labels(y, 0.5, 10, seed=0)
+    assert np.array_equal(np.flatnonzero(out != y), idx) and len(idx) == 25 and out.min() >= 0 and out.max() <= 9
+    assert np.array_equal(noisy_labels(y, 0.0, 10, 0)[0], y) and np.array_equal(y, np.repeat(np.arange(10), 5))
+    # uniform over the *other* classes: all zeros relabelled -> classes 1..9 about equally often
+    big, _ = noisy_labels(np.zeros(9000, dtype=np.int64), 1.0, 10, seed=1)
+    counts = np.bincount(big, minlength=10)
+    assert counts[0] == 0 and counts[1:].min() > 850 and counts[1:].max() < 1150
+    with pytest.raises(ValueError, match="label_noise: 1.5"):
+        noisy_labels(y, 1.5, 10, 0)
+
+
+def test_load_run_dataset_passes_every_data_key():
+    from repro.data import load_run_dataset
+
+    spec = {"dataset": "digits", "train_size": 500, "label_noise": 0.5, "label_noise_seed": 3}
+    a = load_run_dataset(spec)
+    b = load_dataset("digits", train_size=500, label_noise=0.5, label_noise_seed=3)
+    assert torch.equal(a.y_train, b.y_train) and len(a.y_train) == len(b.y_train)
+    clean = load_dataset("digits", train_size=500)
+    assert int((a.y_train != clean.y_train).sum()) == round(0.5 * len(clean.y_train))

@@ -1,6 +1,7 @@
 """GPU claiming for local multi-GPU runs (repro.gpus), on CPU with a simulated device count."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -210,3 +211,29 @@ def test_snakemake_gpu_jobs_run_side_by_side_on_distinct_devices(tmp_path):
                 assert a["visible"] != b["visible"], (a, b)
     assert overlapping >= 1  # jobs really ran side by side
     assert (tmp_path / ".snakemake" / "gpu_locks" / "gpu0.lock").exists()  # per-workflow lock folder
+
+
+
+def gpu_rules_and_scripts():
+    """{rule: script file} for every rule in rules/*.smk whose gpu resource is not literally 0."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = {}
+    for smk in sorted((root / "rules").glob("*.smk")):
+        for block in re.split(r"\n(?=rule \w+:)", smk.read_text()):
+            name = re.match(r"rule (\w+):", block)
+            gpu = re.search(r"\bgpu=([^,\n]+)", block)
+            script = re.search(r'script:\s*\n\s*"\.\./(scripts/[\w.]+)"', block)
+            if name and gpu and script and gpu.group(1).strip() != "0":
+                out[name.group(1)] = root / script.group(1)
+    return out
+
+
+def test_every_rule_that_may_ask_for_a_gpu_claims_one():
+    """Two local jobs asking for gpu=1 must land on distinct devices: their scripts claim
+    through repro.gpus (job_device / claim_for_job), as scripts/train.py does."""
+    rules = gpu_rules_and_scripts()
+    assert {"breakeven_curvature", "iterative_model_metrics", "iterative_snapshot_metrics"} <= set(rules)
+    claiming = {r for r, path in rules.items() if re.search(r"job_device\(snakemake|claim_for_job\(", path.read_text())}
+    assert set(rules) - claiming == set()

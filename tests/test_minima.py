@@ -310,7 +310,7 @@ def test_interpolation_with_a_diverged_end_is_missing_with_the_reason(tmp_path):
     settings = mb.paper_defaults()["interpolation"]
     table = mb.interpolate_pair("p", {"model": ok / "model.pt", "status": ok / "status.json", "data": {}},
                                 {"model": bad / "model.pt", "status": bad / "status.json", "data": {}}, settings)
-    assert len(table) == 31 * 2 * 2 and table.alpha.min() == -1 and table.alpha.max() == 2
+    assert len(table) == 33 * 2 * 2 and table.alpha.min() == -1 and table.alpha.max() == 2  # + the 2 side points
     assert table.value.isna().all() and table.note.str.contains("b_s0 diverged: loss nan").all()
     assert (table.b_lr_over_batch == 9.0 / 16).all()
     md = mb.interpolation_markdown(table)
@@ -377,3 +377,188 @@ def test_figures_render_when_every_run_diverged(tmp_path):
     claims = {c.id: c.verdict for c in mb.sharpness_claims(mb.runs_wide(table))}
     assert set(claims.values()) == {"inconclusive"}
     assert np.isnan(mb.runs_wide(table).lambda_max).all()
+
+
+# ------------------------------------------------------------------ interpolation side rises (B7)
+
+
+def _curve(pair, ra, rb, loss, alphas, group="g"):
+    """An interpolation table for one pair whose train loss is loss(alpha) (test: 2 * loss)."""
+    rows = []
+    for al in alphas:
+        for split, scale in (("train", 1.0), ("test", 2.0)):
+            rows.append(dict(pair=pair, group=group, a_experiment="e", a_run=f"{pair}a", b_experiment="e",
+                             b_run=f"{pair}b", a_lr_over_batch=ra, b_lr_over_batch=rb, alpha=al, split=split,
+                             metric="loss", value=scale * loss(al), note=""))
+            rows.append({**rows[-1], "metric": "accuracy", "value": 0.9})
+    return pd.DataFrame(rows)
+
+
+def test_side_rises_and_interpolation_claims_by_hand():
+    settings = dict(mb.paper_defaults()["interpolation"], num=13)  # -1 .. 2 in steps of 0.25
+    alphas = mb.interpolation_alphas(settings)
+    assert -0.25 in alphas and 1.25 in alphas and len(alphas) == 13
+    assert len(mb.interpolation_alphas(dict(settings, num=31))) == 33  # side points added to a 0.1 grid
+    # quadratic wells: curvature 4 at a (high eta/S) and 16 at b (low eta/S), a barrier between
+    diff = _curve("d", 0.01, 0.0025, lambda a: 0.05 + (4 * a * a if a <= 0.5 else 16 * (a - 1) ** 2), alphas)
+    # equal eta/S (within a factor sqrt 2): curvatures 8 and 10
+    eq = _curve("q", 0.004, 0.004 * 1.25, lambda a: 0.05 + (8 * a * a if a <= 0.5 else 10 * (a - 1) ** 2), alphas)
+    r = mb.side_rises(diff, 0.25)
+    assert r["rise_a"] == pytest.approx(4 * 0.0625, abs=1e-12) and r["rise_b"] == pytest.approx(16 * 0.0625, abs=1e-12)
+    sides = mb.side_table(pd.concat([diff, eq]), 0.25).set_index("pair")
+    assert not sides.loc["d", "equal_ratio"] and sides.loc["q", "equal_ratio"]
+    assert sides.loc["d", "ratio"] == pytest.approx(4.0, abs=1e-12)   # low-eta/S end (b) / high (a)
+    assert sides.loc["q", "ratio"] == pytest.approx(0.8, abs=1e-12)   # a / b for an equal pair
+    claims = {c.id: c for c in mb.interpolation_claims(pd.concat([diff, eq]), 0.25)}
+    assert claims["B7a"].value == pytest.approx(4.0) and claims["B7a"].verdict == "holds"
+    assert claims["B7b"].value == pytest.approx(math.log(1.25) / math.log(4.0), abs=1e-4)
+    assert claims["B7b"].verdict == "holds"
+    # the sharper side at the high-eta/S end: B7a fails
+    flipped = diff.assign(a_lr_over_batch=0.0025, b_lr_over_batch=0.01)
+    assert {c.id: c.verdict for c in mb.interpolation_claims(flipped, 0.25)}["B7a"] == "fails"
+    # a loss that falls beside an end: no sharpness there -> inconclusive, with the reason
+    falling = _curve("f", 0.01, 0.0025, lambda a: 0.05 + 0.01 * a if a <= 0 else 0.05 + (a - 1) ** 2, alphas)
+    c = {c.id: c for c in mb.interpolation_claims(falling, 0.25)}
+    assert c["B7a"].verdict == "inconclusive" and "not a minimum" in c["B7a"].note
+    # pairs of two groups are never compared with each other
+    two = {c.id: c.verdict for c in mb.interpolation_claims(pd.concat([diff, eq.assign(group="h")]), 0.25)}
+    assert two == {"B7a[g]": "holds", "B7b[g]": "inconclusive", "B7a[h]": "inconclusive", "B7b[h]": "inconclusive"}
+    assert {c.verdict for c in mb.interpolation_claims(pd.DataFrame(columns=["pair"]), 0.25)} == {"inconclusive"}
+
+
+# ------------------------------------------------------------------ memorization (B5)
+
+
+def _memo_item(lr, bs, accs, noise=0.25, mom=0.0, status="completed", seed=0):
+    """accs: [(train_acc on noisy labels, test_acc)] for epochs 1.."""
+    st = _status(lr, bs, seed=seed, status=status, target=None,
+                 test_acc=accs[-1][1] if status == "completed" else math.nan)
+    st["config"].update(label_noise=noise)
+    st["config"]["train"]["momentum"] = mom
+    st.update(experiment="minima_memo", run=f"lr{lr}_bs{bs}_mom{mom:g}_s{seed}")
+    hist = pd.DataFrame(dict(epoch=range(len(accs) + 1), step=range(len(accs) + 1),
+                             train_acc=[0.1] + [a for a, _ in accs], test_acc=[0.1] + [t for _, t in accs]))
+    return {"status": st, "history": hist}
+
+
+def test_memorization_point_table_and_claim_by_hand():
+    assert mb.memorization_target(0.25, 0.5) == pytest.approx(0.875, abs=1e-15)
+    assert mb.memorization_target(0.5, 1.0) == pytest.approx(1.0, abs=1e-15)
+    # target 0.875: the first epoch at or above it
+    items = [_memo_item(0.05, 64, [(0.8, 0.90), (0.875, 0.85), (0.95, 0.80)]),   # eta/S 7.8e-4 -> 0.85 at epoch 2
+             _memo_item(0.1, 64, [(0.7, 0.91), (0.9, 0.88), (0.99, 0.84)]),     # 1.6e-3 -> 0.88 at epoch 2
+             _memo_item(0.2, 64, [(0.7, 0.92), (0.86, 0.91), (0.88, 0.90)]),    # 3.1e-3 -> 0.90 at epoch 3
+             _memo_item(0.2, 32, [(0.6, 0.92), (0.8, 0.92), (0.9, 0.93)]),      # 6.3e-3 -> 0.93 at epoch 3
+             _memo_item(0.4, 32, [(0.6, 0.92), (0.7, 0.92), (0.8, 0.92)]),      # never reaches it
+             _memo_item(5.0, 32, [(0.1, 0.1)], status="diverged")]
+    table = mb.memorization_table(items, {"minima_memo": {"group": "g"}}, 0.5)
+    assert list(table.columns) == mb.MEMO_COLUMNS
+    wide = mb.memo_wide(table).set_index("run")
+    assert wide.loc["lr0.05_bs64_mom0_s0", "epoch_at_level"] == 2
+    assert wide.loc["lr0.05_bs64_mom0_s0", "test_acc_at_level"] == pytest.approx(0.85, abs=1e-15)
+    assert wide.loc["lr0.2_bs32_mom0_s0", "test_acc_at_level"] == pytest.approx(0.93, abs=1e-15)
+    never = wide.loc["lr0.4_bs32_mom0_s0"]
+    assert math.isnan(never.test_acc_at_level) and "never reached 87.5%" in never.note
+    div = table[table.run == "lr5_bs32_mom0_s0"]
+    assert div.value.isna().all() and div.note.str.startswith("diverged").all()  # never a zero
+    claim = mb.memorization_claims(table)[0]
+    x = [0.05 / 64, 0.1 / 64, 0.2 / 64, 0.2 / 32]
+    assert claim.value == pytest.approx(_explicit_spearman(x, [0.85, 0.88, 0.90, 0.93]), abs=1e-4)
+    assert claim.verdict == "holds" and claim.id == "B5"
+    assert "1 diverged" in claim.note and "1 run(s) never reached" in claim.note
+    # falling accuracy with eta/S fails; too few runs is inconclusive; per noise/momentum cells
+    worse = mb.memorization_table([_memo_item(it["status"]["config"]["train"]["lr"],
+                                              it["status"]["config"]["train"]["batch_size"],
+                                              [(a, 1.8 - t) for a, t in zip(it["history"].train_acc[1:],
+                                                                             it["history"].test_acc[1:])])
+                                   for it in items[:4]], {}, 0.5)
+    assert mb.memorization_claims(worse)[0].verdict == "fails"
+    assert mb.memorization_claims(table[table.run.isin(["lr0.05_bs64_mom0_s0", "lr0.1_bs64_mom0_s0"])])[0].verdict \
+        == "inconclusive"
+    cells = mb.memorization_table(items[:4] + [_memo_item(0.1, 64, [(0.9, 0.8)], mom=0.9)], {}, 0.5)
+    ids = [c.id for c in mb.memorization_claims(cells)]
+    assert ids == ["B5[minima_memo, noise 0.25, momentum 0]", "B5[minima_memo, noise 0.25, momentum 0.9]"]
+    not_run = mb.memorization_claims(None)[0]
+    assert not_run.verdict == "inconclusive" and "not run at this scale" in not_run.note
+    assert "No memorization runs" in mb.memorization_markdown(table.iloc[0:0], 0.5)
+    assert "87.5%" in mb.memorization_markdown(table, 0.5)
+
+
+# ------------------------------------------------------------------ breaking point (B6)
+
+
+def _break_status(size, beta, seed, acc, status="completed"):
+    st = _status(0.1 * beta, 50 * beta, seed=seed, status=status, target=None, test_acc=acc)
+    st["config"]["train_size"] = size
+    st.update(experiment=f"minima_break_{size}", run=f"beta{beta}_s{seed}")
+    return st
+
+
+def _break_summary(accs, tolerance=0.01):
+    """accs: {size: {beta: [acc per seed, None = diverged]}}"""
+    statuses = [_break_status(size, beta, seed, math.nan if a is None else a, "diverged" if a is None else "completed")
+                for size, ladder in accs.items() for beta, seeds in ladder.items() for seed, a in enumerate(seeds)]
+    groups = {f"minima_break_{size}": {"group": "g"} for size in accs}
+    return mb.breaking_summary(mb.breaking_runs(statuses, groups), tolerance)
+
+
+def test_breaking_beta_by_hand():
+    s = _break_summary({1000: {1: [0.90, 0.92], 2: [0.905, 0.905], 4: [0.89, 0.89], 8: [0.95, 0.95]},
+                        4000: {1: [0.93, 0.93], 2: [0.93, 0.93], 4: [0.925, 0.925], 8: [0.91, 0.91]},
+                        9000: {1: [0.94, 0.94], 2: [0.94, 0.94], 4: [0.94, None], 8: [0.94, 0.94]}})
+    by = s.set_index(["train_size", "beta"])
+    # size 1000: reference 0.91; beta 2 drops 0.005 (ok), beta 4 drops 0.02 (> 0.01): breaking beta 2,
+    # even though beta 8 recovers (the first drop decides)
+    assert by.loc[(1000, 1), "reference_acc"] == pytest.approx(0.91, abs=1e-15)
+    assert by.loc[(1000, 4), "drop"] == pytest.approx(0.02, abs=1e-12) and not by.loc[(1000, 4), "within_tolerance"]
+    assert (s[s.train_size == 1000].breaking_beta == 2).all()
+    assert (s[s.train_size == 4000].breaking_beta == 4).all()        # 0.02 drop at beta 8
+    assert (s[s.train_size == 9000].breaking_beta == 2).all()        # a diverged seed at beta 4 is a drop
+    assert by.loc[(9000, 4), "n_diverged"] == 1 and "diverged" in by.loc[(9000, 4), "note"]
+    c = mb.breaking_claims(s)[0]
+    assert c.id == "B6" and c.verdict == "fails" and c.value == pytest.approx(0.0)  # 9000 breaks before 4000
+    good = _break_summary({1000: {1: [0.9], 2: [0.85], 4: [0.8]}, 4000: {1: [0.93], 2: [0.93], 4: [0.9]},
+                           9000: {1: [0.94], 2: [0.94], 4: [0.94]}})
+    c = mb.breaking_claims(good)[0]
+    assert c.verdict == "holds" and c.value == pytest.approx(math.log2(4 / 1)) and ">= 4" in c.note  # censored top
+    # both ends censored: the order is open
+    open_ = _break_summary({1000: {1: [0.9], 2: [0.9]}, 4000: {1: [0.93], 2: [0.93]}})
+    assert mb.breaking_claims(open_)[0].verdict == "inconclusive"
+    assert mb.breaking_claims(None)[0].verdict == "inconclusive"
+    assert "breaking beta" in mb.breaking_markdown(good, 0.01) and ">= 4" in mb.breaking_markdown(good, 0.01)
+    # beta is on one scale for every size of a group: S / smallest S of the group
+    runs = mb.breaking_runs([_break_status(1000, 2, 0, 0.9), _break_status(4000, 1, 0, 0.9)],
+                            {"minima_break_1000": {"group": "g"}, "minima_break_4000": {"group": "g"}})
+    assert runs.set_index("experiment").beta.to_dict() == {"minima_break_1000": 2.0, "minima_break_4000": 1.0}
+
+
+def test_new_figures_render_with_data_and_empty(tmp_path):
+    items = [_memo_item(0.05, 64, [(0.8, 0.9), (0.9, 0.85)]), _memo_item(5.0, 32, [(0.1, 0.1)], status="diverged")]
+    table = mb.memorization_table(items, {}, 0.5)
+    mb.plot_memorization(table, mb.memorization_curves(items), tmp_path / "m.png", tmp_path / "m.pdf")
+    mb.plot_memorization(table.iloc[0:0], mb.memorization_curves([]), tmp_path / "m0.png", tmp_path / "m0.pdf")
+    statuses = [_break_status(1000, b, 0, 0.9 - 0.01 * b) for b in (1, 2, 4)] + [_break_status(1000, 8, 0, math.nan,
+                                                                                                "diverged")]
+    runs = mb.breaking_runs(statuses, {})
+    mb.plot_breaking(runs, mb.breaking_summary(runs, 0.01), 0.01, tmp_path / "b.png", tmp_path / "b.pdf")
+    empty = mb.breaking_runs([], {})
+    mb.plot_breaking(empty, mb.breaking_summary(empty, 0.01), 0.01, tmp_path / "b0.png", tmp_path / "b0.pdf")
+    for name in ("m.png", "m0.png", "b.png", "b0.pdf"):
+        assert (tmp_path / name).stat().st_size > 1000
+
+
+def test_plan_checks_memorization_and_breaking_roles():
+    memo = _config()
+    memo["experiments"]["minima_g"]["analysis"] = dict(role="memorization")
+    with pytest.raises(ConfigError, match="minima_g.label_noise: .* role: memorization"):
+        mb.plan(memo, expand_runs(memo))
+    memo["experiments"]["minima_g"]["label_noise"] = 0.25
+    assert mb.plan(memo, expand_runs(memo))["memorization"] == [("minima_g", "base_s0")]
+    brk = _config()
+    brk["experiments"]["minima_g"]["analysis"] = dict(role="breaking")
+    brk["experiments"]["minima_g"]["runs"] = [dict(name="beta1"), dict(name="beta2", set={"train.lr": 0.3,
+                                                                                          "train.batch_size": 64})]
+    with pytest.raises(ConfigError, match="role breaking needs one eta/S"):
+        mb.plan(brk, expand_runs(brk))
+    brk["experiments"]["minima_g"]["runs"][1]["set"]["train.lr"] = 0.2
+    assert len(mb.plan(brk, expand_runs(brk))["breaking"]) == 2

@@ -26,7 +26,8 @@ def tiny_run(tmp_path_factory):
 @pytest.mark.slow
 def test_minima_target_outputs(tiny_run):
     res = tiny_run / "results"
-    for name in ("sharpness_vs_ratio", "accuracy_vs_ratio", "accuracy_heatmap", "interpolation", "schedules"):
+    for name in ("sharpness_vs_ratio", "accuracy_vs_ratio", "accuracy_heatmap", "interpolation", "schedules",
+                 "memorization", "breaking"):
         for ext in ("png", "pdf"):
             assert (res / "figures" / "minima" / f"{name}.{ext}").stat().st_size > 5000, name
 
@@ -43,9 +44,54 @@ def test_minima_target_outputs(tiny_run):
     assert set(runs[runs.equal_ratio].run) == {"lr0.05_bs16_s0", "lr0.1_bs32_s0", "beta2_s0"}
 
     claims = pd.read_csv(res / "claims/minima.csv")
-    assert list(claims.id) == ["B1a", "B1b", "B2", "B3a", "B3b", "B4a", "B4b"]
+    assert list(claims.id) == ["B1a", "B1b", "B2", "B3a", "B3b", "B4a", "B4b", "B5", "B6", "B7a", "B7b"]
     assert set(claims.verdict) <= {"holds", "fails", "inconclusive"}
     assert claims.set_index("id").loc["B4a", "verdict"] == "inconclusive"  # one seed: no noise estimate
+    # B7 read both pairs (one differing, one equal eta/S): a number, or the measured rises and
+    # why there is none (these barely trained models need not be minima along the line)
+    for cid in ("B7a", "B7b"):
+        row = claims.set_index("id").loc[cid]
+        assert (not math.isnan(row.value) and row.verdict != "inconclusive") or (
+            row.verdict == "inconclusive" and "rises" in row.note)
+    assert "hi_lo: rises" in claims.set_index("id").loc["B7a", "note"]
+    assert "equal: rises" in claims.set_index("id").loc["B7b", "note"]
+    # B6 ran on the two train sizes; B5 on the label-noise grid
+    assert "400:" in claims.set_index("id").loc["B6", "note"] and "full:" in claims.set_index("id").loc["B6", "note"]
+    assert "not run at this scale" not in claims.set_index("id").loc["B5", "note"]
+
+
+@pytest.mark.slow
+def test_stop_checks_inside_epochs_in_the_workflow(tiny_run):
+    res = tiny_run / "results"
+    for run in ("lr0.05_bs16_s0", "lr0.1_bs16_s0", "lr0.05_bs32_s0", "lr0.1_bs32_s0"):
+        status = json.loads((res / f"runs/minima_grid/{run}/status.json").read_text())
+        stop = status["stop"]
+        assert stop["checks_per_epoch"] == 2 and stop["train_loss"] <= 0.6
+        before = stop["previous_check"]
+        if before is None:  # crossed at the very first check
+            assert stop["epoch"] <= 0.5 + 0.01
+        else:
+            assert before["train_loss"] > 0.6 and stop["epoch"] - before["epoch"] <= 0.5 + 0.01  # one check interval
+        assert status["epochs_completed"] == stop["epoch"]
+
+
+@pytest.mark.slow
+def test_memorization_and_breaking_tables(tiny_run):
+    res = tiny_run / "results"
+    memo = pd.read_csv(res / "tables/minima/memorization.csv")
+    assert memo.run.nunique() == 4 and set(memo.label_noise) == {0.25}
+    at = memo[memo.metric == "test_acc_at_level"]
+    # each run has a value at the target (0.75 + 0.2 * 0.25 = 80% on the noisy labels) or says why not
+    assert ((at.value.notna()) | at.note.str.contains("never reached")).all()
+    assert memo.target_train_acc.tolist() == pytest.approx([0.8] * len(memo))
+    # the noisy labels really are noisy: no run fits its training labels as well as the clean grid runs
+    final = memo[memo.metric == "final_train_acc"].value
+    assert final.max() < 0.98
+    brk = pd.read_csv(res / "tables/minima/breaking.csv")
+    assert sorted(brk.beta.unique()) == [1.0, 4.0] and brk.experiment.nunique() == 2
+    assert set(brk.train_size.fillna(-1)) == {400, -1}  # -1: the full training set
+    assert (brk.groupby("experiment").breaking_beta.nunique() == 1).all()
+    assert "breaking beta" in (res / "tables/minima/breaking.md").read_text()
 
 
 @pytest.mark.slow
@@ -88,5 +134,5 @@ def test_changing_analysis_settings_never_retrains(tiny_run, tmp_path):
     changed.write_text(yaml.safe_dump(cfg, sort_keys=False))
     jobs = planned_jobs(tiny_run, *TARGET, configfiles=(changed,))
     assert "train" not in jobs
-    assert jobs.get("minima_sharpness") == 6 and jobs.get("minima_interpolate") == 1
+    assert jobs.get("minima_sharpness") == 6 and jobs.get("minima_interpolate") == 2
     assert "minima_schedules" in jobs and "minima_claims" in jobs

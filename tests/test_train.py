@@ -2,6 +2,7 @@
 snapshots, schedules."""
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -171,3 +172,53 @@ def test_schedules():
         r_lr = lr_at(cyc_lr, e) / 128
         r_bs = lr_at(cyc_bs, e) / batch_size_at(cyc_bs, e)
         assert abs(r_lr - r_bs) / r_lr < 0.01, e
+
+
+def _train_loss64(path, data):
+    """Full-train-set mean cross-entropy of a saved model, recomputed in float64."""
+    model, _ = load_model(path)
+    model = model.double()
+    with torch.no_grad():
+        logits = model(data.x_train.double())
+        return torch.nn.functional.cross_entropy(logits, data.y_train).item()
+
+
+def test_stop_check_steps_are_evenly_spaced_inside_the_epoch():
+    from repro.train import stop_check_steps
+
+    assert stop_check_steps(89, 4) == [22, 44, 67]  # round(22.25), round(44.5) (to even), round(66.75)
+    assert stop_check_steps(89, 1) == [] and stop_check_steps(3, 8) == [1, 2]
+    assert stop_check_steps(10, 2) == [5]
+
+
+def test_stop_checks_inside_an_epoch_stop_within_one_check_of_the_crossing(tmp_path, digits):
+    # 1438 digits / 16 = 89 steps per epoch, checks after steps 22, 44, 67 and 89 of each epoch
+    train = {**CFG["train"], "epochs": 30, "momentum": 0.0, "stop_at_train_loss": 0.3, "stop_checks_per_epoch": 4}
+    result = run(tmp_path / "fine", digits, cfg={**CFG, "train": train})
+    stop = result["stop"]
+    n = 89
+    assert result["status"] == "completed" and "reached train loss" in result["stop_reason"]
+    # independent recomputation: the same run without a target, a snapshot at every check
+    # position up to the stop, each loss recomputed in float64 from the saved weights
+    epochs = math.ceil(stop["epoch"])
+    ref_train = {k: v for k, v in train.items() if k not in ("stop_at_train_loss", "stop_checks_per_epoch")}
+    checks = [e - 1 + i / n for e in range(1, epochs + 1) for i in (22, 44, 67, 89)]
+    run(tmp_path / "ref", digits, cfg={**CFG, "train": {**ref_train, "epochs": epochs}}, snapshot_epochs=checks)
+    losses = {c: _train_loss64(tmp_path / "ref/out/snapshots" / f"e{c:g}.pt", digits) for c in checks}
+    first = next(c for c in checks if losses[c] <= 0.3)
+    assert stop["epoch"] == pytest.approx(first, abs=1e-12)
+    assert stop["train_loss"] == pytest.approx(losses[first], rel=1e-5)
+    before = checks[checks.index(first) - 1]
+    assert stop["previous_check"]["epoch"] == pytest.approx(before, abs=1e-12)
+    assert stop["previous_check"]["train_loss"] == pytest.approx(losses[before], rel=1e-5) and losses[before] > 0.3
+    # the checks read the model only: the stopped weights are the reference's at that step
+    assert same_weights(tmp_path / "fine/out/model.pt", tmp_path / "ref/out/snapshots" / f"e{first:g}.pt")
+    hist = pd.read_csv(tmp_path / "fine/out/history.csv")
+    assert hist.epoch.iloc[-1] == pytest.approx(first) and hist.step.iloc[-1] == stop["step"] == result["steps"]
+    assert hist.epoch.iloc[:-1].tolist() == list(range(epochs))  # whole epochs before the stop row
+    # the coarse (epoch-end) rule stops at the epoch end after the crossing, at a lower loss
+    coarse = run(tmp_path / "coarse", digits, cfg={**CFG, "train": {**train, "stop_checks_per_epoch": 1}})
+    assert coarse["epochs_completed"] == epochs and coarse["stop"]["train_loss"] <= stop["train_loss"]
+    # a rerun resumes from the stopped checkpoint and reports the same stop
+    again = run(tmp_path / "fine", digits, cfg={**CFG, "train": train})
+    assert again["stop"] == stop and again["resumed_from_epoch"] == epochs

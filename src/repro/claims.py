@@ -61,10 +61,31 @@ def collect(paths) -> pd.DataFrame:
     return table
 
 
+def tally(frame: pd.DataFrame) -> pd.DataFrame:
+    """Verdict counts per paper (A-D order) and in total."""
+    counts = pd.crosstab(frame["paper"], frame["verdict"]).reindex(columns=list(VERDICTS), fill_value=0)
+    counts.insert(0, "claims", counts.sum(axis=1))
+    counts.loc["all"] = counts.sum()
+    counts.columns.name = None
+    return counts.reset_index().rename(columns={"index": "paper"})
+
+
+def unexplained(frame: pd.DataFrame) -> list[str]:
+    """Ids of claims that fail or are inconclusive with no note saying why."""
+    note = frame["note"].fillna("").astype(str).str.strip()
+    return list(frame.loc[(frame["verdict"] != "holds") & (note == ""), "id"])
+
+
 def write_claims(frame: pd.DataFrame, csv_path, md_path) -> None:
-    """CSV for machines; Markdown with a one-line tally for people."""
+    """CSV for machines; Markdown for people: the tally per paper, then every claim."""
     atomic_write_text(csv_path, frame.to_csv(index=False))
-    counts = frame["verdict"].value_counts().to_dict() if len(frame) else {}
-    tally = ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS)
-    body = frame.to_markdown(index=False) if len(frame) else "_No claims were evaluated._"
-    atomic_write_text(md_path, f"# Claims\n\n{len(frame)} claims: {tally}.\n\n{body}\n")
+    if not len(frame):
+        atomic_write_text(md_path, "# Claims\n\n_No claims were evaluated._\n")
+        return
+    counts = frame["verdict"].value_counts().to_dict()
+    total = ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS)
+    text = f"# Claims\n\n{len(frame)} claims: {total}.\n\n{tally(frame).to_markdown(index=False)}\n\n"
+    missing = unexplained(frame)
+    if missing:
+        text += f"No note says why these fail or are inconclusive: {', '.join(missing)}.\n\n"
+    atomic_write_text(md_path, text + frame.to_markdown(index=False) + "\n")

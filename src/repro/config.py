@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 import re
 from pathlib import Path
 
@@ -26,6 +27,10 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,79}$")
 INPUT_SHAPES = {"mnist5k": (1, 28, 28), "digits": (1, 8, 8), "mnist": (1, 28, 28),
                 "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32), "cifar100": (3, 32, 32)}
 NUM_CLASSES = {"cifar100": 100}
+# training examples before any train_size subset: embedded sets are split by test_fraction
+# (stratified per class, so a few examples either way), torchvision sets have an official split
+EMBEDDED_SIZES = {"mnist5k": 5000, "digits": 1797}
+OFFICIAL_TRAIN_SIZES = {"mnist": 60000, "fashion_mnist": 60000, "cifar10": 50000, "cifar100": 50000}
 SHORT_KEYS = {"lr": "lr", "batch_size": "bs", "momentum": "mom", "weight_decay": "wd"}
 
 
@@ -114,6 +119,32 @@ def _check_model(where: str, exp: dict, checked: dict) -> None:
         raise ConfigError(f"{where}.model: {checked[key]}")
 
 
+def _max_train_examples(exp: dict) -> int:
+    """An upper bound on the run's training-set size (known without loading the data)."""
+    name = exp["dataset"]
+    if name in EMBEDDED_SIZES:
+        n = math.ceil(EMBEDDED_SIZES[name] * (1 - exp.get("test_fraction", 0.2))) + NUM_CLASSES.get(name, 10)
+    else:
+        n = OFFICIAL_TRAIN_SIZES[name]
+    return min(n, exp.get("train_size") or n)
+
+
+def _check_train(where: str, exp: dict) -> None:
+    """Settings that cannot work: a batch larger than the training set (every epoch would
+    take 0 steps and the run would 'complete' untrained); a stop check without a target."""
+    train = exp["train"]
+    schedule = train.get("batch_schedule") or {}
+    batches = [train["batch_size"]] + [schedule[k] for k in ("low", "high") if k in schedule]
+    batches += list(schedule.get("values", []))
+    n = _max_train_examples(exp)
+    if max(batches) > n:
+        raise ConfigError(f"{where}.train.batch_size: {max(batches)} is larger than the training set "
+                          f"({exp['dataset']}, at most {n} examples); use a batch size <= {n}")
+    if train.get("stop_checks_per_epoch", 1) != 1 and train.get("stop_at_train_loss") is None:
+        raise ConfigError(f"{where}.train.stop_checks_per_epoch: {train['stop_checks_per_epoch']} has no "
+                          "effect without train.stop_at_train_loss; set a target loss or remove it")
+
+
 def snapshot_epochs(exp: dict) -> list[float]:
     """The (fractional) epochs at which a run of this experiment saves its weights."""
     spec = exp.get("snapshots") or {}
@@ -146,6 +177,7 @@ def expand_runs(config: dict) -> dict[tuple[str, str], dict]:
                 _set_dotted(resolved, key, value)
             _validate_experiment(f"{where} (run {label})", resolved, schema)
             _check_model(f"{where} (run {label})", resolved, checked_models)
+            _check_train(f"{where} (run {label})", resolved)
             for seed in exp.get("seeds", [0]):
                 run = f"{label}_s{seed}"
                 _check_name(where, run)

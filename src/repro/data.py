@@ -5,6 +5,12 @@ Embedded data ships inside Python packages, so the default scale runs offline:
 (scikit-learn's 1,797 8x8 digits). ``mnist``, ``fashion_mnist``, ``cifar10`` and
 ``cifar100`` are read through torchvision from ``data_root`` (downloaded only when
 ``download`` is true).
+
+Label noise (paper B's memorization experiment): ``label_noise = p`` replaces exactly
+round(p * n_train) training labels, chosen uniformly without replacement, by a class drawn
+uniformly from the *other* classes; the draw is seeded by ``label_noise_seed`` alone (never
+the training seed), so every run of an experiment sees the same noisy labels. Test labels
+are never touched.
 """
 
 from __future__ import annotations
@@ -121,13 +127,38 @@ def _torchvision(name: str, root: str, download: bool):
     return out
 
 
+def noisy_labels(y: np.ndarray, fraction: float, num_classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(labels with round(fraction * n) of them replaced by a uniformly drawn *other* class,
+    sorted indices of the replaced ones). Deterministic in `seed`; `y` is not modified."""
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"label_noise: {fraction!r} is not allowed; use a fraction in [0, 1]")
+    y = np.asarray(y, dtype=np.int64)
+    n_changed = int(round(fraction * len(y)))
+    rng = np.random.default_rng(seed)
+    changed = np.sort(rng.permutation(len(y))[:n_changed])
+    out = y.copy()
+    # y + k (mod C) with k uniform on 1..C-1: uniform over the C-1 other classes
+    out[changed] = (y[changed] + rng.integers(1, num_classes, size=n_changed)) % num_classes
+    return out, changed
+
+
+def load_run_dataset(spec: dict, data_root: str | Path = "data", download: bool = False) -> Dataset:
+    """load_dataset with every data key of a run config (dataset, test_fraction, train_size,
+    label_noise, label_noise_seed): the one place that turns a run's spec into its data."""
+    return load_dataset(spec["dataset"], data_root, download, test_fraction=spec.get("test_fraction", 0.2),
+                        train_size=spec.get("train_size"), label_noise=spec.get("label_noise", 0.0),
+                        label_noise_seed=spec.get("label_noise_seed", 0))
+
+
 def load_dataset(name: str, data_root: str | Path = "data", download: bool = False,
-                 test_fraction: float = 0.2, split_seed: int = 0, train_size: int | None = None) -> Dataset:
+                 test_fraction: float = 0.2, split_seed: int = 0, train_size: int | None = None,
+                 label_noise: float = 0.0, label_noise_seed: int = 0) -> Dataset:
     """Load a dataset into normalised tensors on the CPU.
 
     Embedded sets are split train/test by a stratified, seeded split (`test_fraction`);
     torchvision sets use their official split. `train_size` keeps a stratified subset of
-    the training set (for data-size sweeps).
+    the training set (for data-size sweeps). `label_noise` replaces that fraction of the
+    (subset's) training labels by random other classes (see :func:`noisy_labels`).
     """
     error = availability_error(name, data_root, download)
     if error:
@@ -143,6 +174,8 @@ def load_dataset(name: str, data_root: str | Path = "data", download: bool = Fal
         x_tr, y_tr = x_tr[keep], y_tr[keep]
     xt, xv = _normalise(x_tr, x_te)
     num_classes = 100 if name == "cifar100" else 10
+    if label_noise:
+        y_tr, _ = noisy_labels(y_tr, label_noise, num_classes, label_noise_seed)
     return Dataset(name, xt, torch.from_numpy(y_tr), xv, torch.from_numpy(y_te), num_classes)
 
 

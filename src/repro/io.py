@@ -60,16 +60,28 @@ class CorruptArtifact(RuntimeError):
     """A checkpoint or snapshot whose bytes do not match its checksum or fail to load."""
 
 
+def _check_digest(path: Path, data: bytes) -> None:
+    sidecar = Path(f"{path}.sha256")
+    if not sidecar.exists():
+        raise CorruptArtifact(f"{path}: checksum file {sidecar.name} is missing")
+    if hashlib.sha256(data).hexdigest() != sidecar.read_text().strip():
+        raise CorruptArtifact(f"{path}: checksum mismatch (truncated or corrupted file)")
+
+
+def verify_checksum(path: str | Path) -> None:
+    """Raise CorruptArtifact unless `path` exists and matches its SHA-256 sidecar."""
+    path = Path(path)
+    if not path.exists():
+        raise CorruptArtifact(f"{path}: file is missing")
+    _check_digest(path, path.read_bytes())
+
+
 def load_torch(path: str | Path, map_location="cpu", verify: bool = True):
     """Load with weights_only=True; with `verify`, check the SHA-256 sidecar first."""
     path = Path(path)
     data = path.read_bytes()
     if verify:
-        sidecar = Path(f"{path}.sha256")
-        if not sidecar.exists():
-            raise CorruptArtifact(f"{path}: checksum file {sidecar.name} is missing")
-        if hashlib.sha256(data).hexdigest() != sidecar.read_text().strip():
-            raise CorruptArtifact(f"{path}: checksum mismatch (truncated or corrupted file)")
+        _check_digest(path, data)
     try:
         return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means corrupt

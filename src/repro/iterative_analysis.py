@@ -449,7 +449,8 @@ def table1(runs: pd.DataFrame) -> pd.DataFrame:
     for (exp, label), g in runs.groupby(["experiment", "label"], sort=False):
         done = g[g["status"] == "completed"]
         first = g.iloc[0]
-        note = "" if len(done) == len(g) else f"{len(g) - len(done)} of {len(g)} runs not completed (left out)"
+        other = ", ".join(sorted(set(g["status"].astype(str)) - {"completed"}))
+        note = "" if len(done) == len(g) else f"{len(g) - len(done)} of {len(g)} runs not completed ({other}; left out)"
         rows.append(dict(experiment=exp, label=label, variant=first["variant"], architecture=first["architecture"],
                          params=first["params"], dataset=first["dataset"], seeds=len(done),
                          train_error_mean=done["train_error"].mean(), train_error_sd=done["train_error"].std(ddof=1),
@@ -470,6 +471,8 @@ def table1_markdown(t1: pd.DataFrame) -> str:
         "Dataset": t1["dataset"], "Params": t1["params"], "Seeds": t1["seeds"],
         "Train error %": [_pm(m, s) for m, s in zip(t1["train_error_mean"], t1["train_error_sd"])],
         "Test error %": [_pm(m, s) for m, s in zip(t1["test_error_mean"], t1["test_error_sd"])]})
+    if "note" in t1 and t1["note"].fillna("").astype(str).str.len().any():  # why a row has no numbers
+        shown["Note"] = t1["note"].fillna("").astype(str).to_numpy()
     return ("# Table 1 (paper A): train / test error, mean ± sd over seeds\n\n"
             + shown.to_markdown(index=False) + "\n")
 

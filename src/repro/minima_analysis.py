@@ -3,9 +3,9 @@
 What is measured, and how (the numbers in every table mean exactly this):
 
 * **Sharpness at a matched training loss.** Cross-entropy sharpness shrinks as the train
-  loss goes to zero, so every sharpness run stops at the first epoch whose *full* train
-  loss is <= ``train.stop_at_train_loss`` (the training code checks after every epoch) and
-  is measured there. A run that hits its epoch limit first is "not matched": it is listed,
+  loss goes to zero, so every sharpness run stops at the first check whose *full* train
+  loss is <= ``train.stop_at_train_loss`` (the training code checks after every epoch and,
+  with ``train.stop_checks_per_epoch = m``, m times per epoch) and is measured there. A run that hits its epoch limit first is "not matched": it is listed,
   but left out of the eta/S comparisons (claims B1-B3), with a note.
 * ``lambda_max``: top eigenvalue of the Hessian of the mean cross-entropy over a fixed,
   class-balanced subset of the training set (the same examples for every run), from
@@ -29,6 +29,17 @@ Claims (thresholds fixed before looking at our numbers, from the paper's stateme
 * B4a: cyclic batch size and cyclic learning rate end within noise of each other:
   |mean difference of final test accuracy| <= 2 standard errors of the difference.
 * B4b: both cycles beat both constants: min(cycle means) - max(constant means) > 0.
+* B5 (memorization, label noise p): per (noise, momentum), Spearman rho(eta/S, clean test
+  accuracy at equal memorization) > 0.5; equal memorization = the first epoch whose accuracy
+  on the noisy training labels reaches (1 - p) + level * p (level 0.5: half of the random
+  labels fitted). >= 4 runs over >= 3 eta/S values reaching it, else inconclusive.
+* B6 (breaking point): the breaking beta (largest beta before the test accuracy first drops
+  more than `tolerance` below the smallest beta's) does not decrease with the train-set
+  size and is smaller for the smallest set than for the largest (censoring handled).
+* B7a / B7b (interpolation): side rise r_a = L(-d) - L(0), r_b = L(1 + d) - L(1) on the train
+  loss (d = side_offset = 0.25: both points the same distance from their model). B7a: for
+  every pair whose ends differ in eta/S, r(low-eta/S end) / r(high-eta/S end) > 1. B7b:
+  max |log(r_a / r_b)| over equal-eta/S pairs / min |log ratio| over differing pairs < 1.
 """
 
 from __future__ import annotations
@@ -79,7 +90,7 @@ def paper_defaults() -> dict:
     """The paper-wide settings with every schema default filled in (for use outside Snakemake)."""
     schema = _schema()
     out = {}
-    for section in ("sharpness", "interpolation"):
+    for section in ("sharpness", "interpolation", "memorization", "breaking"):
         props = schema["properties"][section]["properties"]
         out[section] = {k: copy.deepcopy(v["default"]) for k, v in props.items() if "default" in v}
     return out
@@ -135,6 +146,25 @@ def plan(config: dict, runs: dict) -> dict:
                 raise ConfigError(f"experiments.{exp_name} (run {run}).train.{key}: a sharpness experiment needs "
                                   f"constant eta and S (eta/S must be one number), got {kind!r}; use role: schedule")
     sched = [k for k in keyed if experiments[k[0]]["role"] == "schedule"]
+    memo = [k for k in keyed if experiments[k[0]]["role"] == "memorization"]
+    breaking = [k for k in keyed if experiments[k[0]]["role"] == "breaking"]
+    for exp_name, run in memo + breaking:
+        cfg = runs[(exp_name, run)]
+        for key in ("lr_schedule", "batch_schedule"):
+            kind = (cfg["train"].get(key) or {}).get("type", "constant")
+            if kind != "constant":
+                raise ConfigError(f"experiments.{exp_name} (run {run}).train.{key}: role "
+                                  f"{experiments[exp_name]['role']} needs constant eta and S, got {kind!r}")
+    for exp_name, run in memo:
+        noise = runs[(exp_name, run)].get("label_noise") or 0.0
+        if not noise > 0:
+            raise ConfigError(f"experiments.{exp_name}.label_noise: {noise!r} is not allowed with role: "
+                              "memorization; use a fraction in (0, 1] of training labels to randomise")
+    for exp_name in dict.fromkeys(e for e, _ in breaking):
+        ratios = {runs[k]["train"]["lr"] / runs[k]["train"]["batch_size"] for k in breaking if k[0] == exp_name}
+        if max(ratios) > min(ratios) * (1 + 1e-3):
+            raise ConfigError(f"experiments.{exp_name}: role breaking needs one eta/S for every run (eta and S "
+                              f"scaled together by beta), got eta/S values {sorted(ratios)}")
     pairs = {}
     for pname, spec in ((paper.get("interpolation") or {}).get("pairs") or {}).items():
         ends = {}
@@ -150,7 +180,8 @@ def plan(config: dict, runs: dict) -> dict:
             raise ConfigError(f"minima.interpolation.pairs.{pname}: the two runs must share dataset and model "
                               f"({da['dataset']} {da['model']} vs {db['dataset']} {db['model']})")
         pairs[pname] = {**ends, "label": spec.get("label", pname)}
-    return {"experiments": experiments, "sharpness": sharp, "schedule": sched, "pairs": pairs}
+    return {"experiments": experiments, "sharpness": sharp, "schedule": sched, "memorization": memo,
+            "breaking": breaking, "pairs": pairs}
 
 
 class Workflow:
@@ -175,6 +206,14 @@ class Workflow:
     def schedule_files(self, name: str) -> list[str]:
         return [f"{self.run_dir(key)}/{name}" for key in self.plan["schedule"]]
 
+    def role_files(self, role: str, name: str) -> list[str]:
+        """`name` (status.json, history.csv) of every run of the experiments with this role."""
+        return [f"{self.run_dir(key)}/{name}" for key in self.plan[role]]
+
+    def paper_settings(self, section: str) -> dict:
+        """A paper-wide section (memorization, breaking) with its defaults filled."""
+        return {**paper_defaults()[section], **((self.config.get(PAPER) or {}).get(section) or {})}
+
     def pair_inputs(self, wildcards) -> dict:
         pair = self.plan["pairs"][wildcards.pair]
         return {f"{end}_{name}": f"{self.run_dir(pair[end])}/{name}.{ext}"
@@ -188,7 +227,8 @@ class Workflow:
 
     def pair_spec(self, wildcards) -> dict:
         pair = self.plan["pairs"][wildcards.pair]
-        return {"a": run_id(pair["a"]), "b": run_id(pair["b"]), "data": data_spec(self.runs[pair["a"]])}
+        return {"a": run_id(pair["a"]), "b": run_id(pair["b"]), "data": data_spec(self.runs[pair["a"]]),
+                "group": self.plan["experiments"][pair["a"][0]]["group"]}
 
     def interpolation_settings(self, wildcards=None) -> dict:
         settings = {**paper_defaults()["interpolation"], **((self.config.get(PAPER) or {}).get("interpolation") or {})}
@@ -199,16 +239,19 @@ class Workflow:
 
 
 def data_spec(cfg: dict) -> dict:
-    """What defines a run's data split (passed to load_dataset)."""
-    return {"dataset": cfg["dataset"], "test_fraction": cfg.get("test_fraction", 0.2),
+    """What defines a run's data (passed to repro.data.load_run_dataset): the split and, for
+    memorization runs, the noisy training labels the model was trained on."""
+    spec = {"dataset": cfg["dataset"], "test_fraction": cfg.get("test_fraction", 0.2),
             "train_size": cfg.get("train_size")}
+    if cfg.get("label_noise"):
+        spec.update(label_noise=cfg["label_noise"], label_noise_seed=cfg.get("label_noise_seed", 0))
+    return spec
 
 
 def load_run_data(spec: dict, data_root="data", download=False):
-    from .data import load_dataset
+    from .data import load_run_dataset
 
-    return load_dataset(spec["dataset"], data_root, download, test_fraction=spec.get("test_fraction", 0.2),
-                        train_size=spec.get("train_size"))
+    return load_run_dataset(spec, data_root, download)
 
 
 # ------------------------------------------------------------------ per-run facts
@@ -283,15 +326,20 @@ def measure_sharpness(model_path, status_path, data, settings: dict, device="cpu
     model, _ = load_model(model_path, device)
     batches = sharpness_batches(data, settings["n_examples"], settings["subset_seed"], settings["batch_size"], device)
     loss_fn = torch.nn.CrossEntropyLoss()
+    x = torch.cat([b[0] for b in batches])
+    y = torch.cat([b[1] for b in batches])
+    subset_loss, _ = evaluate_split(model, x, y, settings["batch_size"])
+    weights_finite = all(torch.isfinite(t).all() for t in model.state_dict().values() if t.is_floating_point())
+    if not (weights_finite and math.isfinite(subset_loss)):  # ARPACK would fail on NaN products
+        out["note"] = ((out["note"] + "; " if out["note"] else "")
+                       + "non-finite weights (or loss); sharpness not measured")
+        return out
     eig_info, trace_info = {}, {}
     eigs = curvature.hessian_eigs(model, loss_fn, batches, k=settings["top_k"], tol=settings["tol"],
                                   seed=settings["probe_seed"], info=eig_info)
     trace, stderr = curvature.hessian_trace(model, loss_fn, batches, n_probes=settings["n_probes"],
                                             rtol=settings.get("trace_rtol"), seed=settings["probe_seed"],
                                             info=trace_info)
-    x = torch.cat([b[0] for b in batches])
-    y = torch.cat([b[1] for b in batches])
-    subset_loss, _ = evaluate_split(model, x, y, settings["batch_size"])
     eig_list = [_finite_or_none(e) for e in torch.as_tensor(eigs).flatten().tolist()]
     out["sharpness"] = {"lambda_max": eig_list[0] if eig_list else None, "eigenvalues": eig_list,
                         "hessian_trace": _finite_or_none(trace), "hessian_trace_stderr": _finite_or_none(stderr),
@@ -423,19 +471,31 @@ def write_runs_table(results: list[dict], experiments: dict, csv_path, md_path) 
 # ------------------------------------------------------------------ interpolation
 
 
+def interpolation_alphas(settings: dict) -> list[float]:
+    """The evenly spaced grid plus the two side points -d and 1 + d of claims B7 (d =
+    side_offset), so the side rises are exact evaluations, never interpolated."""
+    from .interpolate import alphas_grid
+
+    grid = alphas_grid(settings["alpha_min"], settings["alpha_max"], settings["num"])
+    d = settings.get("side_offset")
+    extra = [round(-d, 9), round(1 + d, 9)] if d else []
+    return sorted(set(grid) | set(extra))
+
+
 def interpolate_pair(pair: str, a: dict, b: dict, settings: dict, data_root="data", download=False,
-                     device="cpu") -> pd.DataFrame:
-    """Loss/accuracy along the line between two saved runs; a = {experiment, run, model, status}."""
+                     device="cpu", group: str | None = None) -> pd.DataFrame:
+    """Loss/accuracy along the line between two saved runs; a = {experiment, run, model, status}.
+    `group`: the comparison group of run a's experiment (claims B7 compare pairs within it)."""
     from .interpolate import alphas_grid, interpolation_curve
     from .train import load_model
 
     facts = {end: run_facts(read_status(d["status"])) for end, d in (("a", a), ("b", b))}
-    head = {"pair": pair}
+    head = {"pair": pair, "group": group if group is not None else ""}
     for end in ("a", "b"):
         head.update({f"{end}_experiment": facts[end]["experiment"], f"{end}_run": facts[end]["run"],
                      f"{end}_lr": facts[end]["lr"], f"{end}_batch_size": facts[end]["batch_size"],
                      f"{end}_lr_over_batch": facts[end]["lr_over_batch"]})
-    alphas = alphas_grid(settings["alpha_min"], settings["alpha_max"], settings["num"])
+    alphas = interpolation_alphas(settings)
     bad = [f"run {f['experiment']}/{f['run']} {f['status']}: {f['stop_reason']}" for f in facts.values()
            if f["status"] != "completed"]
     if bad:
@@ -832,14 +892,454 @@ def schedule_claims(finals: pd.DataFrame) -> list[Claim]:
     return claims
 
 
-def minima_claims(runs_csv, schedules_csv) -> pd.DataFrame:
+# ------------------------------------------------------------------ interpolation: side rises (B7)
+
+
+def side_rises(curve: pd.DataFrame, offset: float, split: str = "train") -> dict:
+    """Loss rise just outside each end of one pair's line, on `split`:
+
+    rise_a = L(-offset) - L(0)  (beside model a),   rise_b = L(1 + offset) - L(1)  (beside model b).
+
+    Both move the same distance, offset * ||theta_b - theta_a||, away from their model, so
+    the larger rise marks the sharper side. `curve`: rows alpha, split, metric, value of one
+    pair. Missing points (or a diverged end) give NaN."""
+    loss = curve[(curve.split == split) & (curve.metric == "loss")]
+
+    def at(alpha):
+        v = loss[np.isclose(loss.alpha.astype(float), alpha, rtol=0, atol=1e-9)].value
+        return float(v.iloc[0]) if len(v) else math.nan
+
+    l0, l1, la, lb = at(0.0), at(1.0), at(-offset), at(1.0 + offset)
+    return dict(loss_a=l0, loss_b=l1, side_loss_a=la, side_loss_b=lb, rise_a=la - l0, rise_b=lb - l1)
+
+
+PAIR_EQUAL_FACTOR = math.sqrt(2.0)
+
+
+def pair_equal_ratio(ratio_a: float, ratio_b: float) -> bool:
+    """Interpolation pairs: 'equal eta/S' when the two differ by less than a factor sqrt(2),
+    i.e. closer to equal than to one factor-2 grid step (the paper's own equal pair, ResNet
+    0.1/1024 vs 0.01/128, differs by 1.25); 'differing' otherwise."""
+    return max(ratio_a, ratio_b) / min(ratio_a, ratio_b) < PAIR_EQUAL_FACTOR
+
+
+def side_table(table: pd.DataFrame, offset: float) -> pd.DataFrame:
+    """One row per pair: the two ends' eta/S, their side rises, and
+
+    * ``equal_ratio``: the ends share eta/S (:func:`pair_equal_ratio`);
+    * ``ratio``: rise beside the low-eta/S end / rise beside the high-eta/S end (pairs with
+      different eta/S), rise_a / rise_b for equal-eta/S pairs; NaN unless both rises > 0 (a
+      rise <= 0 means the end is not a minimum along this line: no sharpness to compare)."""
+    rows = []
+    if table.empty:
+        return pd.DataFrame(columns=["group", "pair", "a_run", "b_run", "a_lr_over_batch", "b_lr_over_batch", "equal_ratio",
+                                     "loss_a", "loss_b", "rise_a", "rise_b", "ratio", "log_ratio", "note"])
+    for pair, g in table.groupby("pair", sort=False):
+        first = g.iloc[0]
+        ra, rb = float(first.a_lr_over_batch), float(first.b_lr_over_batch)
+        equal = pair_equal_ratio(ra, rb)
+        r = side_rises(g, offset)
+        note = "; ".join(sorted({n for n in g.note.fillna("") if n}))
+        if equal:
+            num, den = r["rise_a"], r["rise_b"]
+        else:
+            num, den = (r["rise_a"], r["rise_b"]) if ra < rb else (r["rise_b"], r["rise_a"])
+        if math.isfinite(num) and math.isfinite(den) and num > 0 and den > 0:
+            ratio = num / den
+        else:
+            ratio = math.nan
+            if not note:
+                note = ("missing loss at a side point" if not (math.isfinite(num) and math.isfinite(den)) else
+                        "the loss falls beside an end (rise <= 0): that end is not a minimum along this line")
+        group = first.get("group", "")
+        rows.append(dict(group="" if pd.isna(group) else str(group), pair=pair,
+                         a_run=f"{first.a_experiment}/{first.a_run}",
+                         b_run=f"{first.b_experiment}/{first.b_run}", a_lr_over_batch=ra, b_lr_over_batch=rb,
+                         equal_ratio=equal, loss_a=r["loss_a"], loss_b=r["loss_b"], rise_a=r["rise_a"],
+                         rise_b=r["rise_b"], ratio=ratio, log_ratio=math.log(ratio) if ratio == ratio else math.nan,
+                         note=note))
+    return pd.DataFrame(rows)
+
+
+def interpolation_claims(table: pd.DataFrame, offset: float) -> list[Claim]:
+    """B7a: beside the low-eta/S model the loss rises more than beside the high-eta/S model
+    (ratio > 1 for every pair with different eta/S). B7b: equal-eta/S pairs look alike:
+    max |log ratio| over equal pairs / min |log ratio| over differing pairs < 1. Pairs are
+    compared within their group (ids get a [group] suffix when there are several)."""
+    sides = side_table(table, offset)
+    groups = list(dict.fromkeys(sides.group)) if len(sides) else []
+    if len(groups) <= 1:
+        return _group_interpolation_claims(sides, offset)
+    out = []
+    for g in groups:
+        for c in _group_interpolation_claims(sides[sides.group == g], offset):
+            c.id = f"{c.id}[{g}]"
+            out.append(c)
+    return out
+
+
+def _group_interpolation_claims(sides: pd.DataFrame, offset: float) -> list[Claim]:
+    diff, equal = sides[~sides.equal_ratio.astype(bool)], sides[sides.equal_ratio.astype(bool)]
+    where = f"train loss at alpha = -{offset:g} and 1 + {offset:g}"
+
+    def describe(frame):
+        return "; ".join(f"{r.pair}: rises {_fmt(r.rise_a)} (a, eta/S {r.a_lr_over_batch:.3g}) / {_fmt(r.rise_b)} "
+                         f"(b, eta/S {r.b_lr_over_batch:.3g}), end losses {_fmt(r.loss_a)} / {_fmt(r.loss_b)}"
+                         + (f" [{r.note}]" if r.note else "") for r in frame.itertuples())
+
+    if len(diff) and diff.ratio.notna().all():
+        value = float(diff.ratio.min())
+        verdict, note = compare(value, ">", 1.0), describe(diff)
+    else:
+        value, verdict = math.nan, "inconclusive"
+        note = ("needs an interpolation pair whose ends differ in eta/S, with the loss rising beside both ends"
+                + (f"; {describe(diff)}" if len(diff) else ""))
+    claims = [Claim("B7a", PAPER, "Along the line between a high- and a low-eta/S model the loss rises faster "
+                    "beside the low-eta/S model (it sits in the sharper minimum)",
+                    f"min over differing-eta/S pairs of rise(low-eta/S end) / rise(high-eta/S end), {where}",
+                    "> 1", None if math.isnan(value) else round(value, 4), verdict, note)]
+    if len(diff) and len(equal) and diff.ratio.notna().all() and equal.ratio.notna().all():
+        num, den = float(equal.log_ratio.abs().max()), float(diff.log_ratio.abs().min())
+        value = num / den if den > 0 else math.inf
+        verdict = compare(value, "<", 1.0)
+        note = (f"max |log rise ratio| over {len(equal)} equal-eta/S pair(s) {_fmt(num)}, min over {len(diff)} "
+                f"differing pair(s) {_fmt(den)}; equal pairs: {describe(equal)}")
+    else:
+        value, verdict = math.nan, "inconclusive"
+        note = ("needs equal-eta/S and differing-eta/S pairs with the loss rising beside every end"
+                + (f"; equal pairs: {describe(equal)}" if len(equal) else ""))
+    claims.append(Claim("B7b", PAPER, "Two models with equal eta/S sit in alike minima: their side rises are closer "
+                        "to each other than those of a pair whose eta/S differs",
+                        f"max |log rise ratio| (equal-eta/S pairs) / min |log rise ratio| (differing pairs), {where}",
+                        "< 1", None if math.isnan(value) else round(value, 4), verdict, note))
+    return claims
+
+
+# ------------------------------------------------------------------ memorization (B5)
+
+
+MEMO_COLUMNS = ["group", "experiment", "run", "seed", "label_noise", "momentum", "lr", "batch_size",
+                "lr_over_batch", "status", "target_train_acc", "metric", "value", "note"]
+MEMO_METRICS = ("epoch_at_level", "train_acc_at_level", "test_acc_at_level", "final_train_acc",
+                "final_test_acc", "final_train_loss")
+
+
+def memorization_target(noise: float, level: float) -> float:
+    """Accuracy on the noisy training labels of a model that fits every clean example and a
+    share `level` of the relabelled ones: (1 - p) + level * p."""
+    return (1.0 - noise) + level * noise
+
+
+def memorization_point(history: pd.DataFrame, target: float) -> dict | None:
+    """The first epoch (>= 1) whose train accuracy (on the noisy labels) is >= target:
+    {epoch, train_acc, test_acc}; None if never reached."""
+    h = history[history.epoch >= 1].sort_values("epoch")
+    hit = h[h.train_acc >= target - 1e-12]
+    if hit.empty:
+        return None
+    r = hit.iloc[0]
+    return dict(epoch=float(r.epoch), train_acc=float(r.train_acc), test_acc=float(r.test_acc))
+
+
+def memorization_table(items: list[dict], experiments: dict, level: float) -> pd.DataFrame:
+    """items: {"status": dict (read_status), "history": DataFrame}. One row per run and metric.
+
+    Diverged runs get no numbers (NaN with the reason): they are listed, never compared."""
+    rows = []
+    for item in items:
+        st, hist = item["status"], item["history"]
+        cfg, tr = st["config"], st["config"]["train"]
+        noise = float(cfg.get("label_noise") or 0.0)
+        target = memorization_target(noise, level)
+        base = dict(group=(experiments.get(st["experiment"]) or {}).get("group") or st["experiment"],
+                    experiment=st["experiment"], run=st["run"], seed=cfg["seed"], label_noise=noise,
+                    momentum=float(tr.get("momentum", 0.0)), lr=tr["lr"], batch_size=tr["batch_size"],
+                    lr_over_batch=tr["lr"] / tr["batch_size"], status=st["status"], target_train_acc=target)
+        completed = st["status"] == "completed"
+        point = memorization_point(hist, target) if completed else None
+        final = st.get("final") or {}
+        values = {"epoch_at_level": point and point["epoch"], "train_acc_at_level": point and point["train_acc"],
+                  "test_acc_at_level": point and point["test_acc"],
+                  "final_train_acc": final.get("train_acc") if completed else None,
+                  "final_test_acc": final.get("test_acc") if completed else None,
+                  "final_train_loss": final.get("train_loss") if completed else None}
+        if not completed:
+            note = f"{st['status']}: {st.get('stop_reason', '')}"
+        elif point is None:
+            note = (f"never reached {100 * target:.1f}% accuracy on the noisy training labels "
+                    f"(best {100 * hist.train_acc.max():.1f}%)")
+        else:
+            note = ""
+        for metric in MEMO_METRICS:
+            value = values[metric]
+            missing = value is None or not math.isfinite(value)
+            rows.append({**base, "metric": metric, "value": math.nan if missing else float(value),
+                         "note": note if (missing or metric.endswith("_at_level")) else ""})
+    return pd.DataFrame(rows, columns=MEMO_COLUMNS)
+
+
+def memo_wide(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per run, one column per metric; `note` = the run's first non-empty note."""
+    keys = [c for c in MEMO_COLUMNS if c not in ("metric", "value", "note")]
+    rows = []
+    for _, g in table.groupby(["experiment", "run"], sort=False):
+        row = {k: g.iloc[0][k] for k in keys}
+        row.update({m: math.nan for m in MEMO_METRICS})
+        row.update(dict(zip(g.metric, g.value.astype(float))))
+        row["note"] = next((n for n in g.note if isinstance(n, str) and n), "")
+        rows.append(row)
+    wide = pd.DataFrame(rows, columns=keys + list(MEMO_METRICS) + ["note"])
+    return wide.sort_values(["group", "label_noise", "momentum", "lr_over_batch", "lr", "seed"]).reset_index(drop=True)
+
+
+def memorization_markdown(table: pd.DataFrame, level: float) -> str:
+    lines = ["# Paper B: memorization with random labels", "",
+             f"Equal memorization: the first epoch whose accuracy on the noisy training labels reaches "
+             f"(1 - p) + {level:g} * p (p = share of randomised labels). Test accuracy is on clean labels.", ""]
+    wide = memo_wide(table)
+    if wide.empty:
+        return "\n".join(lines + ["_No memorization runs at this scale (role: memorization; see configs/paper.yaml)._",
+                                  ""])
+    out = pd.DataFrame({
+        "noise": wide.label_noise.map(lambda v: f"{100 * v:g}%"), "momentum": wide.momentum, "run": wide.run,
+        "eta": wide.lr.map(_fmt), "S": wide.batch_size, "eta/S": wide.lr_over_batch.map(lambda v: f"{v:.3g}"),
+        "status": wide.status, "target train acc": wide.target_train_acc.map(lambda v: f"{100 * v:.1f}%"),
+        "epoch at target": wide.epoch_at_level.map(_fmt),
+        "test acc at target": wide.test_acc_at_level.map(lambda v: "" if math.isnan(v) else f"{100 * v:.2f}%"),
+        "final train acc": wide.final_train_acc.map(lambda v: "" if math.isnan(v) else f"{100 * v:.2f}%"),
+        "final test acc": wide.final_test_acc.map(lambda v: "" if math.isnan(v) else f"{100 * v:.2f}%"),
+        "note": wide.note})
+    return "\n".join(lines + [out.to_markdown(index=False), ""])
+
+
+def memorization_curves(items: list[dict]) -> pd.DataFrame:
+    rows = []
+    for item in items:
+        st, hist = item["status"], item["history"]
+        tr = st["config"]["train"]
+        for r in hist.itertuples():
+            rows.append(dict(experiment=st["experiment"], run=st["run"], seed=st["config"]["seed"],
+                             label_noise=float(st["config"].get("label_noise") or 0.0),
+                             momentum=float(tr.get("momentum", 0.0)), lr_over_batch=tr["lr"] / tr["batch_size"],
+                             status=st["status"], epoch=r.epoch, train_acc=r.train_acc, test_acc=r.test_acc))
+    return pd.DataFrame(rows, columns=["experiment", "run", "seed", "label_noise", "momentum", "lr_over_batch",
+                                       "status", "epoch", "train_acc", "test_acc"])
+
+
+def write_memorization(status_paths, history_paths, experiments: dict, level: float, csv_path, md_path,
+                       png, pdf) -> pd.DataFrame:
+    items = [{"status": read_status(s), "history": pd.read_csv(h)} for s, h in zip(status_paths, history_paths)]
+    table = memorization_table(items, experiments, level)
+    atomic_write_text(csv_path, table.to_csv(index=False))
+    atomic_write_text(md_path, memorization_markdown(table, level))
+    plot_memorization(table, memorization_curves(items), png, pdf)
+    return table
+
+
+def memorization_claims(table: pd.DataFrame | None) -> list[Claim]:
+    """B5, per (group, label noise, momentum): Spearman rho(eta/S, clean test accuracy at
+    equal memorization) > 0.5 over the runs that reach the memorization target (>= 4 runs
+    over >= 3 eta/S values, else inconclusive)."""
+    statement = "Higher eta/S generalizes better at equal memorization (random labels)"
+    stat = "Spearman rho(eta/S, test accuracy at equal memorization)"
+    if table is None or table.empty:
+        return [Claim("B5", PAPER, statement, stat, "> 0.5", None, "inconclusive",
+                      "not run at this scale: no role: memorization experiment in the config "
+                      "(the paper-scale grid is in configs/paper.yaml)")]
+    wide = memo_wide(table)
+    cells = list(dict.fromkeys(zip(wide.group, wide.label_noise, wide.momentum)))
+    claims = []
+    for group, noise, mom in cells:
+        g = wide[(wide.group == group) & (wide.label_noise == noise) & (wide.momentum == mom)]
+        ok = g[(g.status == "completed") & g.test_acc_at_level.notna()]
+        rho, p, n = spearman(ok.lr_over_batch, ok.test_acc_at_level)
+        n_ratios = ok.lr_over_batch.nunique()
+        enough = len(ok) >= 4 and n_ratios >= 3
+        verdict = compare(rho, ">", 0.5) if enough else "inconclusive"
+        n_div = int((g.status != "completed").sum())
+        n_never = int(((g.status == "completed") & g.test_acc_at_level.isna()).sum())
+        note = ("" if enough else f"needs >= 4 runs over >= 3 eta/S values reaching the target, have {len(ok)} over "
+                f"{n_ratios}; ")
+        note += (f"target {100 * g.target_train_acc.iloc[0]:.1f}% accuracy on the noisy labels; {len(ok)} runs, "
+                 f"p = {_fmt(p, 2)}")
+        if len(ok):
+            note += (f"; epochs to target {_fmt(ok.epoch_at_level.min())}–{_fmt(ok.epoch_at_level.max())}, "
+                     f"test accuracy at target {100 * ok.test_acc_at_level.min():.1f}–"
+                     f"{100 * ok.test_acc_at_level.max():.1f}%")
+        if n_div:
+            note += f"; {n_div} diverged run(s) excluded"
+        if n_never:
+            note += f"; {n_never} run(s) never reached the target, excluded"
+        suffix = f"[{group}, noise {noise:g}, momentum {mom:g}]" if len(cells) > 1 else ""
+        claims.append(Claim(f"B5{suffix}", PAPER, statement, stat, "> 0.5",
+                            None if math.isnan(rho) else round(rho, 4), verdict, note))
+    return claims
+
+
+# ------------------------------------------------------------------ breaking point (B6)
+
+
+BREAK_RUN_COLUMNS = ["group", "experiment", "run", "seed", "train_size", "lr", "batch_size", "lr_over_batch", "beta",
+                     "status", "test_acc", "train_loss", "note"]
+BREAK_COLUMNS = ["group", "experiment", "train_size", "beta", "lr", "batch_size", "n", "n_diverged", "mean_test_acc",
+                 "sd_test_acc", "reference_acc", "drop", "within_tolerance", "breaking_beta", "censored", "note"]
+
+
+def _size_key(size) -> float:
+    return math.inf if size is None or (isinstance(size, float) and math.isnan(size)) else float(size)
+
+
+def breaking_runs(statuses: list[dict], experiments: dict) -> pd.DataFrame:
+    """One row per run; beta = S / (smallest S among the breaking runs of its group), so
+    every train size of a group is on one beta scale."""
+    rows = []
+    for st in statuses:
+        cfg, tr = st["config"], st["config"]["train"]
+        completed = st["status"] == "completed"
+        final = st.get("final") or {}
+        rows.append(dict(group=(experiments.get(st["experiment"]) or {}).get("group") or st["experiment"],
+                         experiment=st["experiment"], run=st["run"], seed=cfg["seed"],
+                         train_size=cfg.get("train_size"), lr=tr["lr"], batch_size=tr["batch_size"],
+                         lr_over_batch=tr["lr"] / tr["batch_size"], beta=math.nan, status=st["status"],
+                         test_acc=final.get("test_acc") if completed else math.nan,
+                         train_loss=final.get("train_loss") if completed else math.nan,
+                         note="" if completed else f"{st['status']}: {st.get('stop_reason', '')}"))
+    frame = pd.DataFrame(rows, columns=BREAK_RUN_COLUMNS)
+    if len(frame):
+        frame["test_acc"] = frame.test_acc.astype(float)
+        frame["beta"] = frame.batch_size / frame.groupby("group").batch_size.transform("min")
+    return frame
+
+
+def breaking_summary(runs: pd.DataFrame, tolerance: float) -> pd.DataFrame:
+    """Per (experiment = train size, beta): mean final test accuracy over seeds, its drop from
+    the smallest beta's, and the experiment's breaking beta: the largest beta before the first
+    beta that is more than `tolerance` below the reference or has a diverged seed (`censored`:
+    no beta dropped, the breaking beta is at least the largest one tried)."""
+    rows = []
+    for exp, g in runs.groupby("experiment", sort=False):
+        per_beta = []
+        for beta, b in g.groupby("beta"):
+            acc = b.test_acc.dropna()
+            per_beta.append(dict(group=b.group.iloc[0], experiment=exp, train_size=b.train_size.iloc[0], beta=beta,
+                                 lr=b.lr.iloc[0], batch_size=int(b.batch_size.iloc[0]), n=len(acc),
+                                 n_diverged=int((b.status != "completed").sum()),
+                                 mean_test_acc=float(acc.mean()) if len(acc) else math.nan,
+                                 sd_test_acc=float(acc.std(ddof=1)) if len(acc) > 1 else math.nan))
+        per_beta.sort(key=lambda r: r["beta"])
+        ref = per_beta[0]
+        ref_acc = ref["mean_test_acc"] if ref["n_diverged"] == 0 else math.nan
+        breaking, censored, note = math.nan, False, ""
+        if math.isnan(ref_acc):
+            note = f"the smallest beta ({ref['beta']:g}) has no clean reference accuracy (diverged seed)"
+        else:
+            breaking, censored = per_beta[-1]["beta"], True
+            for prev, r in zip(per_beta, per_beta[1:]):
+                if r["n_diverged"] or math.isnan(r["mean_test_acc"]) or r["mean_test_acc"] < ref_acc - tolerance:
+                    breaking, censored = prev["beta"], False
+                    break
+        for r in per_beta:
+            drop = ref_acc - r["mean_test_acc"] if not math.isnan(ref_acc) else math.nan
+            ok = (not r["n_diverged"]) and not math.isnan(drop) and drop <= tolerance
+            rows.append({**r, "reference_acc": ref_acc, "drop": drop, "within_tolerance": bool(ok),
+                         "breaking_beta": breaking, "censored": censored,
+                         "note": note or (f"{r['n_diverged']} seed(s) diverged" if r["n_diverged"] else "")})
+    return pd.DataFrame(rows, columns=BREAK_COLUMNS)
+
+
+def breaking_markdown(summary: pd.DataFrame, tolerance: float) -> str:
+    lines = ["# Paper B: breaking point of the eta/S scaling at several train-set sizes", "",
+             f"eta and S scaled together by beta (equal eta/S). Breaking beta of a train size: the largest beta before "
+             f"the first one whose mean final test accuracy is more than {100 * tolerance:g} points below the "
+             "smallest beta's (or where a seed diverged); '>=' when no beta dropped.", ""]
+    if summary.empty:
+        return "\n".join(lines + ["_No breaking-point runs at this scale (role: breaking; see configs/paper.yaml)._",
+                                  ""])
+    out = pd.DataFrame({
+        "train size": summary.train_size.map(lambda v: "full" if _size_key(v) == math.inf else f"{int(v)}"),
+        "experiment": summary.experiment, "beta": summary.beta.map(_fmt), "eta": summary.lr.map(_fmt),
+        "S": summary.batch_size, "seeds": summary.n,
+        "test acc (%)": [("" if math.isnan(m) else f"{100 * m:.2f}" + ("" if math.isnan(s) else f" ± {100 * s:.2f}"))
+                         for m, s in zip(summary.mean_test_acc, summary.sd_test_acc)],
+        "drop (points)": summary["drop"].map(lambda v: "" if math.isnan(v) else f"{100 * v:.2f}"),
+        "within tolerance": summary.within_tolerance.map({True: "yes", False: "no"}),
+        "breaking beta": [("" if math.isnan(b) else (">= " if c else "") + f"{b:g}")
+                          for b, c in zip(summary.breaking_beta, summary.censored)],
+        "note": summary.note})
+    return "\n".join(lines + [out.to_markdown(index=False), ""])
+
+
+def write_breaking(status_paths, experiments: dict, tolerance: float, csv_path, md_path, png, pdf):
+    runs = breaking_runs([read_status(s) for s in status_paths], experiments)
+    summary = breaking_summary(runs, tolerance)
+    atomic_write_text(csv_path, summary.to_csv(index=False))
+    atomic_write_text(md_path, breaking_markdown(summary, tolerance))
+    plot_breaking(runs, summary, tolerance, png, pdf)
+    return summary
+
+
+def breaking_claims(summary: pd.DataFrame | None) -> list[Claim]:
+    """B6, per group: the breaking beta grows with the train-set size. With sizes sorted
+    ascending and each breaking beta an interval [b, b] (or [b, inf) when censored):
+
+    * holds if every next size's interval lies at or above the previous one's (hi_i <= lo_j)
+      and the smallest size's is strictly below the largest's (hi_first < lo_last);
+    * fails if some smaller size surely breaks later than a larger one (lo_i > hi_j), or
+      both ends are exact and equal (not smaller);
+    * inconclusive otherwise (censoring leaves the order open) or with < 2 sizes.
+    Value: log2(breaking beta of the largest size / of the smallest)."""
+    statement = "The eta/S scaling breaks down at a smaller beta for smaller training sets"
+    stat = "log2(breaking beta, largest set / smallest set); intervals must be ordered by size"
+    threshold = "> 0, non-decreasing"
+    if summary is None or summary.empty:
+        return [Claim("B6", PAPER, statement, stat, threshold, None, "inconclusive",
+                      "not run at this scale: no role: breaking experiment in the config "
+                      "(the paper-scale VGG-11 ladders at 12k/22.5k/45k are in configs/paper.yaml)")]
+    claims = []
+    groups = list(dict.fromkeys(summary.group))
+    for group in groups:
+        g = summary[summary.group == group]
+        sizes = (g.drop_duplicates("experiment")[["experiment", "train_size", "breaking_beta", "censored"]]
+                 .assign(size_key=lambda d: d.train_size.map(_size_key)).sort_values("size_key"))
+        desc = "; ".join(f"{'full' if r.size_key == math.inf else int(r.train_size)}: "
+                         + ("undefined" if math.isnan(r.breaking_beta) else
+                            (">= " if r.censored else "") + f"{r.breaking_beta:g}") for r in sizes.itertuples())
+        valid = sizes[sizes.breaking_beta.notna()]
+        if len(valid) < 2:
+            verdict, value = "inconclusive", None
+            note = f"needs >= 2 train sizes with a breaking beta; {desc}"
+        else:
+            lo = valid.breaking_beta.tolist()
+            hi = [math.inf if c else b for b, c in zip(lo, valid.censored)]
+            pairs = list(zip(range(len(lo)), range(1, len(lo))))
+            surely_ordered = all(hi[i] <= lo[j] for i, j in pairs) and hi[0] < lo[-1]
+            surely_wrong = any(lo[i] > hi[j] for i in range(len(lo)) for j in range(i + 1, len(lo))) or (
+                hi[0] == lo[0] and hi[-1] == lo[-1] and lo[0] == lo[-1])
+            verdict = "holds" if surely_ordered else "fails" if surely_wrong else "inconclusive"
+            value = round(math.log2(lo[-1] / lo[0]), 4)
+            note = f"breaking beta by train size: {desc}"
+            if verdict == "inconclusive":
+                note += " (censored values leave the order open)"
+        suffix = f"[{group}]" if len(groups) > 1 else ""
+        claims.append(Claim(f"B6{suffix}", PAPER, statement, stat, threshold, value, verdict, note))
+    return claims
+
+
+def minima_claims(runs_csv, schedules_csv, memorization_csv=None, breaking_csv=None, interpolation_csv=None,
+                  side_offset: float = 0.25) -> pd.DataFrame:
+    """Claims B1-B7 from the tables (a table that is not given makes its claims inconclusive)."""
     wide = runs_wide(pd.read_csv(runs_csv))
     finals = pd.read_csv(schedules_csv)
-    return to_frame(sharpness_claims(wide) + schedule_claims(finals))
+    memo = pd.read_csv(memorization_csv) if memorization_csv else None
+    breaking = pd.read_csv(breaking_csv) if breaking_csv else None
+    interp = pd.read_csv(interpolation_csv) if interpolation_csv else pd.DataFrame(columns=["pair"])
+    return to_frame(sharpness_claims(wide) + schedule_claims(finals) + memorization_claims(memo)
+                    + breaking_claims(breaking) + interpolation_claims(interp, side_offset))
 
 
-def write_claims(runs_csv, schedules_csv, out_csv) -> pd.DataFrame:
-    frame = minima_claims(runs_csv, schedules_csv)
+def write_claims(runs_csv, schedules_csv, out_csv, memorization_csv=None, breaking_csv=None, interpolation_csv=None,
+                 side_offset: float = 0.25) -> pd.DataFrame:
+    frame = minima_claims(runs_csv, schedules_csv, memorization_csv, breaking_csv, interpolation_csv, side_offset)
     atomic_write_text(out_csv, frame.to_csv(index=False))
     return frame
 
@@ -926,8 +1426,8 @@ def _target_text(wide: pd.DataFrame) -> str:
     targets = sorted({float(t) for t in wide.target_loss.dropna()})
     if not targets:
         return "no target train loss set: sharpness after a fixed budget (not matched)"
-    return ("each run measured at the first epoch whose full train loss ≤ "
-            + ", ".join(f"{t:g}" for t in targets))
+    return ("each run measured at the first check (every epoch end, or train.stop_checks_per_epoch times per "
+            "epoch) whose full train loss ≤ " + ", ".join(f"{t:g}" for t in targets))
 
 
 def _groups(wide: pd.DataFrame) -> list:
@@ -1126,6 +1626,120 @@ def plot_schedules(curves: pd.DataFrame, png, pdf) -> None:
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
     fig.suptitle("Exchanging learning-rate and batch-size schedules", fontsize=11)
+    fig.tight_layout()
+    _save(fig, png, pdf)
+    plt.close(fig)
+
+
+def _empty_panel(fig, ax, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, wrap=True)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def plot_memorization(table: pd.DataFrame, curves: pd.DataFrame, png, pdf) -> None:
+    """Per (label noise, momentum): clean test accuracy against accuracy on the noisy training
+    labels along training (one line per run, colour = eta/S), the equal-memorization target as
+    a dotted line; below, test accuracy at that target against eta/S. Diverged runs: an x at
+    the top edge of the lower panel (no value)."""
+    plt, sns = _pyplot()
+    from matplotlib import cm, colors
+
+    wide = memo_wide(table) if len(table) else pd.DataFrame()
+    cells = list(dict.fromkeys(zip(wide.label_noise, wide.momentum))) if len(wide) else []
+    fig, axes = plt.subplots(2, max(len(cells), 1), figsize=(5 * max(len(cells), 1) + 1, 8.4), squeeze=False,
+                             layout="constrained")
+    if not cells:
+        _empty_panel(fig, axes[0][0], "no memorization runs at this scale\n(role: memorization: configs/paper.yaml)")
+        _empty_panel(fig, axes[1][0], "")
+    else:
+        ratios = wide.lr_over_batch.astype(float)
+        norm = colors.LogNorm(vmin=ratios.min(), vmax=max(ratios.max(), ratios.min() * 1.0001))
+        cmap = plt.get_cmap("viridis")
+        for col, (noise, mom) in enumerate(cells):
+            top, bottom = axes[0][col], axes[1][col]
+            cw = wide[(wide.label_noise == noise) & (wide.momentum == mom)]
+            cc = curves[(curves.label_noise == noise) & (curves.momentum == mom)]
+            for (_, run), g in cc.groupby(["experiment", "run"], sort=False):
+                g = g.sort_values("epoch")
+                ls = "-" if g.status.iloc[0] == "completed" else ":"
+                top.plot(100 * g.train_acc, 100 * g.test_acc, ls, color=cmap(norm(g.lr_over_batch.iloc[0])), lw=1.2)
+            target = cw.target_train_acc.iloc[0]
+            top.axvline(100 * target, color="grey", ls=":", lw=1)
+            top.set_xlabel("accuracy on the noisy training labels (%)")
+            top.set_ylabel("test accuracy, clean labels (%)")
+            top.set_title(f"{100 * noise:g}% random labels, momentum {mom:g}", fontsize=10, loc="left")
+            ok = cw[cw.test_acc_at_level.notna()]
+            if len(ok):
+                bottom.scatter(ok.lr_over_batch, 100 * ok.test_acc_at_level, c=[cmap(norm(v)) for v in ok.lr_over_batch],
+                               s=30, edgecolors="black", linewidths=0.4)
+            else:
+                bottom.text(0.5, 0.5, "no run reached the target", ha="center", va="center",
+                            transform=bottom.transAxes)
+            from matplotlib.transforms import blended_transform_factory
+
+            trans = blended_transform_factory(bottom.transData, bottom.transAxes)
+            div = cw[cw.status != "completed"]
+            never = cw[(cw.status == "completed") & cw.test_acc_at_level.isna()]
+            for sub, colour, label in ((div, "crimson", "diverged (no value)"),
+                                       (never, "dimgrey", "never reached the target")):
+                if len(sub):
+                    bottom.plot(sub.lr_over_batch, [0.97] * len(sub), "x", color=colour, ms=9, mew=2, transform=trans,
+                                clip_on=False, label=label)
+            if len(div) or len(never):
+                bottom.legend(loc="lower right", fontsize=8)
+            bottom.set_xscale("log")
+            _ratio_ticks(bottom, cw.lr_over_batch)
+            bottom.set_xlabel(RATIO_LABEL)
+            bottom.set_ylabel(f"test accuracy at {100 * target:.1f}% noisy-train acc. (%)")
+        fig.colorbar(cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes.ravel().tolist(), label="η/S (line and dot colour)",
+                     shrink=0.6)
+    fig.suptitle("Memorization with random labels: generalization at equal memorization\n"
+                 "(equal memorization = first epoch at the dotted noisy-train accuracy)", fontsize=11)
+    _save(fig, png, pdf)
+    plt.close(fig)
+
+
+def plot_breaking(runs: pd.DataFrame, summary: pd.DataFrame, tolerance: float, png, pdf) -> None:
+    """Final test accuracy against beta (eta and S scaled together), one line per train size,
+    seeds as dots; the tolerance band below each size's reference and its breaking beta as a
+    vertical line; diverged runs as an x at the top edge."""
+    plt, sns = _pyplot()
+    from matplotlib.transforms import blended_transform_factory
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    if summary.empty:
+        _empty_panel(fig, ax, "no breaking-point runs at this scale\n(role: breaking: configs/paper.yaml)")
+    else:
+        exps = list(summary.drop_duplicates("experiment").assign(size_key=lambda d: d.train_size.map(_size_key))
+                    .sort_values("size_key").experiment)
+        pal = dict(zip(exps, sns.color_palette("colorblind", len(exps))))
+        trans = blended_transform_factory(ax.transData, ax.transAxes)
+        for exp in exps:
+            s = summary[summary.experiment == exp].sort_values("beta")
+            r = runs[runs.experiment == exp]
+            size = s.train_size.iloc[0]
+            label = f"train size {'full' if _size_key(size) == math.inf else int(size)}"
+            colour = pal[exp]
+            ax.plot(s.beta, 100 * s.mean_test_acc, "-o", color=colour, label=label)
+            ok = r[r.status == "completed"]
+            ax.scatter(ok.beta, 100 * ok.test_acc, color=colour, s=12, alpha=0.4)
+            ref = s.reference_acc.iloc[0]
+            if not math.isnan(ref):
+                ax.axhspan(100 * (ref - tolerance), 100 * ref, color=colour, alpha=0.08)
+            b = s.breaking_beta.iloc[0]
+            if not math.isnan(b):
+                ax.axvline(b, color=colour, ls="--" if not s.censored.iloc[0] else ":", lw=1)
+            div = r[r.status != "completed"]
+            if len(div):
+                ax.plot(div.beta, [0.97] * len(div), "x", color="crimson", ms=9, mew=2, transform=trans,
+                        clip_on=False)
+        ax.set_xscale("log", base=2)
+        _plain_log_ticks(ax.xaxis, summary.beta)
+        ax.legend(title=f"band: {100 * tolerance:g}-point tolerance; dashed: breaking β", fontsize=8)
+    ax.set_xlabel("β  (η = η₀β, S = S₀β: equal η/S)")
+    ax.set_ylabel("final test accuracy (%)")
+    ax.set_title("Breaking point of the η/S scaling by train-set size (x at top: diverged)", fontsize=10)
     fig.tight_layout()
     _save(fig, png, pdf)
     plt.close(fig)

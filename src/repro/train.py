@@ -6,16 +6,30 @@ model spec and the ``train`` section. Outputs, all in ``out_dir``:
     model.pt         final weights + the spec needed to rebuild the model
     history.csv      one row per epoch (epoch 0 = initialisation): step, lr, batch_size,
                      train/test loss and accuracy, mean mini-batch loss; bitwise
-                     reproducible for a given config and seed on the CPU
+                     reproducible for a given config and seed on the CPU. A run stopped
+                     inside an epoch (below) ends with a row at a fractional epoch
+                     (epoch - 1 + steps done / steps per epoch)
     timing.csv       wall-clock seconds per epoch (kept apart so history.csv is exact)
     status.json      completed | diverged, why it stopped, final metrics, settings
     snapshots/       e<epoch>.pt at the configured (fractional) epochs
+
+Matched-loss stop: with ``train.stop_at_train_loss`` the full train loss (eval mode, the
+whole training set) is checked at the end of every epoch and, with
+``train.stop_checks_per_epoch = m > 1``, also after steps round(j * n / m), j = 1..m-1, of
+an epoch of n steps; the run stops at the first check <= the target. status.json's
+``stop`` records where (epoch, step, train loss) and the previous check's loss. The checks
+read the model only (no random numbers, BN running statistics untouched), so they change
+neither the trajectory nor its determinism.
 
 Determinism and resumption: the data order and augmentation of epoch e come from a
 generator seeded with (seed, e), so a run resumed from the checkpoint at the end of
 epoch e-1 replays epoch e exactly. Checkpoints live in ``ckpt_dir`` (not a declared
 output, so Snakemake does not delete it when a job is killed) and are keyed by a hash
-of the run config: a changed config never resumes from a stale checkpoint.
+of the run config: a changed config never resumes from a stale checkpoint. Snapshots are
+written to ``ckpt_dir/snapshots`` and hard-linked (copied across file systems) into
+``out_dir/snapshots``: Snakemake empties a job's declared output folder before it reruns
+the job, so a resumed run puts back the snapshots taken before its checkpoint (checksums
+verified; if one is missing or corrupt the run starts over instead of resuming).
 """
 
 from __future__ import annotations
@@ -24,6 +38,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import time
 from pathlib import Path
 
@@ -116,6 +131,30 @@ def _save_checkpoint(ckpt_dir: Path, state: dict) -> None:
     io.save_torch(state, last)
 
 
+def _publish(src: Path, dst: Path) -> None:
+    """Put `src` and its checksum sidecar at `dst`: a hard link, or a copy across file systems."""
+    for a, b in ((src, dst), (Path(f"{src}.sha256"), Path(f"{dst}.sha256"))):
+        b.unlink(missing_ok=True)
+        try:
+            os.link(a, b)
+        except OSError:
+            io.atomic_write_bytes(b, a.read_bytes())
+
+
+def _restore_snapshots(ckpt_dir: Path, out_dir: Path, snaps, upto: float) -> str | None:
+    """Publish the kept snapshots up to epoch `upto` into out_dir; the first problem, or None."""
+    due = [e for e in snaps if e <= upto]
+    for e in due:
+        try:
+            io.verify_checksum(ckpt_dir / "snapshots" / f"{snapshot_name(e)}.pt")
+        except io.CorruptArtifact as exc:
+            return str(exc)
+    for e in due:
+        name = f"{snapshot_name(e)}.pt"
+        _publish(ckpt_dir / "snapshots" / name, out_dir / "snapshots" / name)
+    return None
+
+
 def snapshot_steps(snaps: list[float], epoch: int, n_steps: int) -> dict[int, float]:
     """{step within epoch (1-based): snapshot epoch} for snapshots due in this epoch."""
     due = {}
@@ -127,11 +166,31 @@ def snapshot_steps(snaps: list[float], epoch: int, n_steps: int) -> dict[int, fl
     return due
 
 
+def stop_check_steps(n_steps: int, checks_per_epoch: int) -> list[int]:
+    """Steps (1-based, within an epoch of n_steps) after which the stop check runs inside the
+    epoch: round(j * n / m) for j = 1..m-1, without duplicates or the epoch end (which is
+    always checked)."""
+    m = max(int(checks_per_epoch or 1), 1)
+    return sorted({round(j * n_steps / m) for j in range(1, m)} - {0, n_steps})
+
+
+def _epochs_frame(rows: list[dict]) -> pd.DataFrame:
+    """Rows -> DataFrame whose `epoch` column prints whole epochs as integers (1, not 1.0)
+    and a fractional stop as a decimal (5.25)."""
+    frame = pd.DataFrame(rows)
+    if "epoch" in frame and len(frame):
+        frame["epoch"] = pd.Series([int(e) if float(e).is_integer() else float(e) for e in frame["epoch"]],
+                                   dtype=object, index=frame.index)
+    return frame
+
+
 def run_epoch(model, opt, x, y, batch_size, gen, tr, step, threshold, on_step=None):
     """One pass over (x, y) in the order drawn from `gen`, dropping the last partial batch.
 
     Returns (mean mini-batch loss, global step, offending loss or None). A loss that is
     not finite or above `threshold` stops the epoch before its update (divergence).
+    `on_step(i, step)` runs after update i (1-based); a true return value ends the epoch
+    there (the matched-loss stop).
     """
     order = torch.randperm(len(x), generator=gen).to(x.device)
     n_steps = len(x) // batch_size
@@ -149,8 +208,8 @@ def run_epoch(model, opt, x, y, batch_size, gen, tr, step, threshold, on_step=No
         opt.step()
         step += 1
         total += value
-        if on_step is not None:
-            on_step(i + 1, step)
+        if on_step is not None and on_step(i + 1, step):
+            return total / (i + 1), step, None
     return total / max(n_steps, 1), step, None
 
 
@@ -174,16 +233,29 @@ def train_run(cfg: dict, data: Dataset, out_dir, ckpt_dir, device="cpu", snapsho
     snaps = sorted(set(float(e) for e in snapshot_epochs))
 
     def save_snapshot(epoch_value: float, step: int, lr: float, bs: int):
+        name = f"{snapshot_name(epoch_value)}.pt"  # kept beside the checkpoints, linked into out_dir
         io.save_torch(_model_payload(model, cfg, data, epoch=epoch_value, step=step, lr=lr, batch_size=bs),
-                      out_dir / "snapshots" / f"{snapshot_name(epoch_value)}.pt")
+                      ckpt_dir / "snapshots" / name)
+        _publish(ckpt_dir / "snapshots" / name, out_dir / "snapshots" / name)
 
-    def eval_row(epoch: int, step: int, lr: float, bs: int, mb_loss: float) -> dict:
-        train_loss, train_acc = evaluate(model, x_tr, y_tr, eval_bs)
+    def eval_row(epoch: float, step: int, lr: float, bs: int, mb_loss: float, train=None) -> dict:
+        train_loss, train_acc = train if train is not None else evaluate(model, x_tr, y_tr, eval_bs)
         test_loss, test_acc = evaluate(model, data.x_test, data.y_test, eval_bs)
         return dict(epoch=epoch, step=step, lr=lr, batch_size=bs, minibatch_loss=mb_loss,
                     train_loss=train_loss, train_acc=train_acc, test_loss=test_loss, test_acc=test_acc)
 
     ckpt = _load_checkpoint(ckpt_dir, digest)
+    if ckpt is not None:
+        # up to the last recorded epoch: a matched-loss stop inside an epoch took no later snapshot
+        problem = _restore_snapshots(ckpt_dir, out_dir, snaps, float(ckpt["history"][-1]["epoch"]))
+        if problem is not None:
+            log.warning("not resuming from the checkpoint after epoch %d: %s; training from the start",
+                        ckpt["epoch"], problem)
+            ckpt = None
+    if ckpt is None:  # a fresh start: no snapshot of an earlier attempt or configuration survives
+        for old in (ckpt_dir / "snapshots").glob("*"):
+            old.unlink()
+    (ckpt_dir / "snapshots").mkdir(parents=True, exist_ok=True)
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
@@ -201,8 +273,13 @@ def train_run(cfg: dict, data: Dataset, out_dir, ckpt_dir, device="cpu", snapsho
     status, reason = "completed", "max_epochs"
     threshold = tr.get("divergence_loss", 100.0)
     target = tr.get("stop_at_train_loss")
+    checks_per_epoch = tr.get("stop_checks_per_epoch", 1) if target is not None else 1
+    # the latest full-train-loss check: the bracket of a matched-loss stop
+    last_check = ckpt.get("last_check") if ckpt is not None else None
+    stop_info = None
     if ckpt is not None and ckpt.get("stopped"):
         status, reason, start_epoch = ckpt["stopped"]["status"], ckpt["stopped"]["reason"], epochs + 1
+        stop_info = ckpt["stopped"].get("stop")
 
     for epoch in range(start_epoch, epochs + 1):
         t0 = time.perf_counter()
@@ -210,11 +287,22 @@ def train_run(cfg: dict, data: Dataset, out_dir, ckpt_dir, device="cpu", snapsho
         for group in opt.param_groups:
             group["lr"] = lr
         gen = _epoch_generator(seed, epoch)
-        due = snapshot_steps(snaps, epoch, len(x_tr) // bs)
+        n_steps = len(x_tr) // bs
+        due = snapshot_steps(snaps, epoch, n_steps)
+        checks = set(stop_check_steps(n_steps, checks_per_epoch))
+        inner = {}  # a stop inside this epoch: {"i": step within epoch, "train": (loss, acc)}
 
-        def on_step(i, step_no, due=due, lr=lr, bs=bs):
+        def on_step(i, step_no, due=due, lr=lr, bs=bs, checks=checks, inner=inner, epoch=epoch):
+            nonlocal last_check
             if i in due:
                 save_snapshot(due[i], step_no, lr, bs)
+            if i in checks:
+                loss, acc = evaluate(model, x_tr, y_tr, eval_bs)
+                if math.isfinite(loss) and loss <= target:
+                    inner.update(i=i, train=(loss, acc))
+                    return True
+                last_check = dict(epoch=epoch - 1 + i / n_steps, step=step_no, train_loss=loss)
+            return False
 
         mean_loss, step, bad_loss = run_epoch(model, opt, x_tr, y_tr, bs, gen, tr, step, threshold, on_step)
         diverged = bad_loss is not None
@@ -222,31 +310,44 @@ def train_run(cfg: dict, data: Dataset, out_dir, ckpt_dir, device="cpu", snapsho
             status, reason = "diverged", f"loss {bad_loss:.4g} at epoch {epoch}, step {step}"
             log.warning("run diverged: %s", reason)
             break
-        row = eval_row(epoch, step, lr, bs, mean_loss)
+        epoch_value = epoch - 1 + inner["i"] / n_steps if inner else epoch
+        row = eval_row(epoch_value, step, lr, bs, mean_loss, inner.get("train"))
         history.append(row)
-        timing.append(dict(epoch=epoch, wall_s=time.perf_counter() - t0))
-        log.info("epoch %d/%d step %d lr %.4g bs %d train_loss %.4f train_acc %.4f test_acc %.4f",
-                 epoch, epochs, step, lr, bs, row["train_loss"], row["train_acc"], row["test_acc"])
+        timing.append(dict(epoch=epoch_value, wall_s=time.perf_counter() - t0))
+        epoch_s = timing[-1]["wall_s"]
+        elapsed_s = sum(t["wall_s"] for t in timing)
+        log.info("epoch %g/%d step %d lr %.4g bs %d train_loss %.4f train_acc %.4f test_loss %.4f "
+                 "test_acc %.4f | %.1fs this epoch, %.0fs elapsed, ~%.0fs left at most",
+                 epoch_value, epochs, step, lr, bs, row["train_loss"], row["train_acc"], row["test_loss"],
+                 row["test_acc"], epoch_s, elapsed_s, epoch_s * (epochs - epoch))
         stopped = None
         if not math.isfinite(row["train_loss"]) or row["train_loss"] > threshold:
             status, reason = "diverged", f"train loss {row['train_loss']:.4g} after epoch {epoch}"
             stopped = dict(status=status, reason=reason)
         elif target is not None and row["train_loss"] <= target:
-            reason = f"reached train loss {row['train_loss']:.4g} <= {target} after epoch {epoch}"
-            stopped = dict(status=status, reason=reason)
+            where = f"epoch {epoch_value:g} (step {step}" + (f", {inner['i']} of {n_steps} in epoch {epoch})"
+                                                              if inner else ")")
+            reason = f"reached train loss {row['train_loss']:.4g} <= {target} at {where}"
+            stop_info = dict(epoch=epoch_value, step=step, train_loss=row["train_loss"], target=target,
+                             checks_per_epoch=checks_per_epoch, previous_check=last_check)
+            stopped = dict(status=status, reason=reason, stop=stop_info)
+        elif target is not None:
+            last_check = dict(epoch=epoch, step=step, train_loss=row["train_loss"])
         if epoch % tr.get("checkpoint_every", 1) == 0 or stopped or epoch == epochs:
             _save_checkpoint(ckpt_dir, dict(model=model.state_dict(), optimizer=opt.state_dict(), epoch=epoch,
                                             step=step, history=history, timing=timing, config_hash=digest,
-                                            stopped=stopped))
+                                            stopped=stopped, last_check=last_check))
         if stopped:
             break
 
     final = history[-1]
     result = dict(status=status, stop_reason=reason, epochs_completed=final["epoch"], steps=step,
                   final=final, config=cfg, config_hash=digest, device=str(device), resumed_from_epoch=resumed_from)
-    pd.DataFrame(history).to_csv(out_dir / "history.csv.tmp", index=False)
+    if stop_info is not None:
+        result["stop"] = stop_info
+    _epochs_frame(history).to_csv(out_dir / "history.csv.tmp", index=False)
     (out_dir / "history.csv.tmp").replace(out_dir / "history.csv")
-    pd.DataFrame(timing).to_csv(out_dir / "timing.csv", index=False)
+    _epochs_frame(timing).to_csv(out_dir / "timing.csv", index=False)
     io.save_torch(_model_payload(model, cfg, data, epoch=final["epoch"], step=step, status=status),
                   out_dir / "model.pt")
     io.atomic_write_json(out_dir / "status.json", result)

@@ -28,9 +28,12 @@ estimates (1/S)·(per-example covariance) — the break-even paper's "L = 25 bat
 The model is in eval mode (:mod:`repro.curvature.bn`), so each gradient depends only on its
 own batch. Methods to get G:
 
-``"auto"``: "loop" when the batches hold >= LOOP_MIN_BATCH (32) examples on average (each
+``"auto"``: "loop" when the batches hold >= LOOP_MIN_BATCH (16) examples on average (each
     gradient is then already an efficient batched backward pass), else "gram" when the
-    layers allow it, else "vmap" (one-example batches) or "loop".
+    layers allow it, else "vmap" (one-example batches) or "loop". 16 is the measured
+    crossover (benchmarks/gram_crossover.py, docs/PERFORMANCE.md "Paper D"): "gram" is
+    2-2.5x faster for single examples and still faster up to 8-12 examples per batch;
+    from 16 "loop" is as fast or faster (1.4-2x from 24, 1.5-1.7x at the pipeline's 128).
 ``"gram"`` (per-example and small-batch gradients; needs every trainable parameter in an
     ``nn.Linear``, ``nn.Conv2d`` (zero padding) or eval-mode ``nn.BatchNorm1d/2d`` with
     running statistics): one forward and one input-gradient backward over chunks of
@@ -63,7 +66,7 @@ from .bn import curvature_mode
 from .hvp import _grad
 
 GRAM_METHODS = ("auto", "gram", "vmap", "loop")
-LOOP_MIN_BATCH = 32     # "auto" uses "loop" when batches hold this many examples on average
+LOOP_MIN_BATCH = 16     # "auto" uses "loop" from this many examples per batch on average (measured)
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d)
 
 

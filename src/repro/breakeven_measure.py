@@ -1,0 +1,318 @@
+r"""Paper D measurements: the probe subsets and the metrics of every snapshot of a run.
+
+The torch side of paper D (rules breakeven_probe and breakeven_curvature); the tables,
+claims and figures live in :mod:`repro.breakeven_analysis`, which the workflow imports while
+it is parsed and which therefore never imports torch.
+
+1. ``make_probe_file`` (one job per experiment): fixed random subsets of the training set,
+   the same for every run and snapshot of the experiment, drawn from ``probe_seed``:
+   the accuracy subset (``accuracy_examples``; also the source of the alpha* mini-batches),
+   the Hessian subset (``hessian.fraction`` of the training set, paper: 5%) and the
+   covariance batches (``covariance.n_batches`` mini-batches of ``covariance.batch_size``
+   examples, each drawn without replacement, independently of each other; or
+   ``covariance.n_examples`` single examples in ``per_example`` mode). Only the union of the
+   examples is stored, with index lists, so a measurement job never loads the dataset.
+2. ``measure_run_file`` (one job per run): the metrics of every saved snapshot of the run,
+   one record per snapshot with its settings and its cost, written once at the end (one
+   atomic JSON file: a job killed midway leaves nothing that looks complete). One job per
+   run instead of one per snapshot: a job's start (Python, torch, pandas) cost ~3 s, most of
+   a snapshot's measurement at the default scale (docs/PERFORMANCE.md "Paper D"). A
+   snapshot's record is the same whether it is measured alone (``measure_snapshot_file``)
+   or with its run (tested). Every quantity is computed with the model in eval mode (BN
+   uses its running statistics; repro.curvature's policy):
+
+   ===================  =====================================================================
+   metric               definition
+   ===================  =====================================================================
+   train_loss/acc       mean cross-entropy / accuracy on the accuracy subset
+   lambda{i}_H          top-k eigenvalues of the Hessian of the mean loss over the Hessian
+                        subset, Lanczos (repro.curvature.hessian_eigs, tol from settings)
+   lambda1_K            top eigenvalue of K = 1/(M-1) sum_m (g_m - gbar)(g_m - gbar)^T, the
+                        covariance of the M covariance-batch gradients (mini-batch mode: the
+                        covariance of 128-example mini-batch gradients, ~ K_example / 128, as
+                        in the paper; per-example mode: K itself)
+   lambda_star_K        smallest non-zero eigenvalue of K: the (M-1)-th (rank M-1 after
+                        centring)
+   trace_K              Tr(K)
+   conditioning_K       lambda_star_K / lambda1_K (Conjecture 2's ratio)
+   trace_over_lambda1_K Tr(K) / lambda1_K (the submission's proxy)
+   g_over_gtop          mean over the M gradients of ||g_m|| / ||P_top g_m||, P_top the
+                        projection on the top-``covariance.top`` eigenvectors of K (paper:
+                        ||g||/||g_5||)
+   alpha_star           the smallest alpha with L(theta - alpha (theta - theta')) >= 1.2 L(theta)
+                        (repro.curvature.step_sharpness_alpha), theta' = theta after one SGD
+                        step with the snapshot's (lr, S) on a fixed mini-batch of S examples of
+                        the accuracy subset, L = the loss on that mini-batch; mean over
+                        ``alpha.n_batches`` mini-batches
+   gamma_norm           ||gamma|| of the last BatchNorm layer (BN networks only)
+   lr_lambda1_H         lr * lambda1_H; the full-batch break-even point is lr * lambda1_H = 2
+   ===================  =====================================================================
+
+   The eigenvalues of K are computed from the engine's M x M Gram matrix of the gradients
+   (repro.curvature.gradient_gram) by :func:`covariance_metrics`; they equal
+   repro.curvature.grad_covariance_eigs(..., ddof=1) (tested), and the projections for
+   g_over_gtop come from the same Gram matrix, so the gradients are computed once.
+   A snapshot that does not exist (its run diverged earlier) or has non-finite weights is
+   recorded with ``status: missing`` and the reason; a metric that cannot be computed (e.g.
+   alpha* beyond ``alpha.max_alpha``) is missing with its reason, never a number. A snapshot
+   file that fails its checksum fails the job (no number from a corrupt file).
+
+Cost of a trajectory point, in example-gradient equivalents (one forward + backward pass of
+one example; a forward-only pass counted as 1/3, a Hessian-vector product as 2): accuracy
+n_acc/3, covariance M x batch_size, Hessian n_H (1 + 2 x products), alpha* S per mini-batch
+plus S/3 per loss evaluation on the line. Each record also holds the wall-clock seconds of
+every part.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import io
+
+
+def make_probe(x_train: torch.Tensor, y_train: torch.Tensor, probe: dict) -> dict:
+    """Fixed random subsets of the training set (see the module docstring), union stored once."""
+    n = len(y_train)
+    gen = torch.Generator().manual_seed(int(probe["probe_seed"]))
+    acc = torch.randperm(n, generator=gen)[:min(n, probe["accuracy_examples"])]
+    n_h = max(1, int(round(probe["hessian_fraction"] * n)))
+    if probe.get("hessian_max_examples"):
+        n_h = min(n_h, probe["hessian_max_examples"])
+    hess = torch.randperm(n, generator=gen)[:n_h]
+    if probe["covariance_mode"] == "minibatch":
+        size = probe["covariance_batch_size"]
+        if size > n:
+            raise ValueError(f"covariance.batch_size={size} exceeds the {n} training examples")
+        cov = torch.stack([torch.randperm(n, generator=gen)[:size] for _ in range(probe["covariance_batches"])])
+    else:
+        m = probe["covariance_examples"]
+        if m > n:
+            raise ValueError(f"covariance.n_examples={m} exceeds the {n} training examples")
+        cov = torch.randperm(n, generator=gen)[:m].reshape(-1, 1)
+    union = torch.unique(torch.cat([acc, hess, cov.reshape(-1)]))  # sorted
+    pos = lambda idx: torch.searchsorted(union, idx)  # noqa: E731
+    return dict(x=x_train[union].contiguous(), y=y_train[union].contiguous(), train_index=union,
+                accuracy=pos(acc), hessian=pos(hess), covariance=pos(cov), n_train=n, settings=dict(probe))
+
+
+def make_probe_file(dataset: dict, probe: dict, out_path, data_root="data", download=False) -> dict:
+    """Load the experiment's dataset (as training does) and save its probe subsets."""
+    from .data import load_dataset
+
+    data = load_dataset(dataset["dataset"], data_root, download, test_fraction=dataset.get("test_fraction", 0.2),
+                        train_size=dataset.get("train_size"))
+    payload = make_probe(data.x_train, data.y_train, probe)
+    payload["dataset"] = dict(dataset)
+    io.save_torch(payload, out_path)
+    return payload
+
+
+# ---------------------------------------------------------------------- measurement
+
+
+def covariance_metrics(gram: torch.Tensor, top: int = 5, ddof: int = 1) -> dict:
+    r"""Spectrum of K and ||g||/||g_top|| from the uncentred Gram matrix G = Phi Phi^T (M x M).
+
+    K = 1/(M - ddof) sum_m (g_m - gbar)(g_m - gbar)^T. With C the centring matrix, the non-zero
+    eigenvalues of K are those of Gc = C G C / (M - ddof); an eigenvector u_j of Gc with
+    eigenvalue l_j > 0 gives the unit eigenvector v_j = Phi^T C u_j / sqrt((M - ddof) l_j) of K,
+    so v_j^T g_m = (u_j^T C G)_m / sqrt((M - ddof) l_j) and ||g_m||^2 = G_mm: the projections
+    of the raw gradients on the top eigenvectors need no parameter-space vector.
+    """
+    G = gram.to(torch.float64)
+    M = G.shape[0]
+    if M < 2:
+        raise ValueError(f"need at least 2 gradients, got {M}")
+    C = torch.eye(M, dtype=torch.float64) - 1.0 / M
+    Gc = C @ G @ C / (M - ddof)
+    Gc = 0.5 * (Gc + Gc.T)
+    vals, vecs = torch.linalg.eigh(Gc)
+    vals, vecs = vals.flip(0), vecs.flip(1)
+    lam1, lam_star, trace = float(vals[0]), float(vals[M - 2]), float(torch.trace(Gc))
+    tiny = 1e-12 * max(abs(lam1), 1e-300)
+    n_top = int(min(top, int((vals > tiny).sum())))
+    if n_top:
+        U = vecs[:, :n_top]
+        coef = (U.T @ C @ G) / torch.sqrt((M - ddof) * vals[:n_top])[:, None]   # (n_top, M): v_j^T g_m
+        proj = coef.pow(2).sum(0)
+        norms = torch.diagonal(G).clamp_min(0)
+        ratios = torch.sqrt(norms / proj.clamp_min(1e-300))
+        g_ratio = float(ratios.mean())
+    else:
+        g_ratio = math.nan
+    return dict(eigs=vals, lambda1=lam1, lambda_star=lam_star, trace=trace, n_gradients=M, n_top=n_top,
+                conditioning=lam_star / lam1 if lam1 > 0 else math.nan,
+                trace_over_lambda1=trace / lam1 if lam1 > 0 else math.nan, g_over_gtop=g_ratio)
+
+
+def last_bn_gamma_norm(model: nn.Module) -> float | None:
+    """||gamma|| of the last BatchNorm layer in module order (None without BN)."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.weight is not None]
+    return float(bns[-1].weight.detach().norm()) if bns else None
+
+
+def _chunks(x: torch.Tensor, y: torch.Tensor, size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return [(x[i:i + size], y[i:i + size]) for i in range(0, len(x), size)]
+
+
+def sgd_step_params(model: nn.Module, loss_fn, batch, lr: float) -> list[torch.Tensor]:
+    """theta' = theta - lr * grad L_batch(theta), the gradient in eval mode (curvature policy)."""
+    from .curvature import curvature_mode
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    with curvature_mode(model), torch.enable_grad():
+        x, y = batch
+        grads = torch.autograd.grad(loss_fn(model(x), y), params)
+    return [(p - lr * g).detach() for p, g in zip(params, grads)]
+
+
+def measure(model: nn.Module, probe: dict, params: dict, lr: float, batch_size: int) -> tuple[dict, dict, dict]:
+    """All metrics of one snapshot: (metrics, missing reasons, cost). See the module docstring."""
+    from .curvature import curvature_mode, gradient_gram, hessian_eigs, step_sharpness_alpha
+    from .train import evaluate
+
+    device = next(model.parameters()).device
+    x, y = probe["x"].to(device), probe["y"].to(device)
+    loss_fn = nn.CrossEntropyLoss()
+    metrics, missing, cost, wall = {}, {}, {}, {}
+
+    t = time.perf_counter()
+    acc_idx = probe["accuracy"].to(device)
+    metrics["train_loss"], metrics["train_acc"] = evaluate(model, x[acc_idx], y[acc_idx], 1000)
+    wall["accuracy"] = time.perf_counter() - t
+    cost["accuracy"] = len(acc_idx) / 3.0
+
+    t = time.perf_counter()
+    cov_idx = probe["covariance"].to(device)
+    batches = [(x[row], y[row]) for row in cov_idx]
+    # "auto": the layer-wise "gram" path for single examples and small batches, one
+    # autograd.grad per batch ("loop") from 16 examples (measured crossover, LOOP_MIN_BATCH)
+    with curvature_mode(model):
+        gram, method, _ = gradient_gram(model, loss_fn, batches, method="auto")
+    cov = covariance_metrics(gram, top=params["covariance_top"], ddof=1)
+    metrics.update(lambda1_K=cov["lambda1"], lambda_star_K=cov["lambda_star"], trace_K=cov["trace"],
+                   conditioning_K=cov["conditioning"], trace_over_lambda1_K=cov["trace_over_lambda1"],
+                   g_over_gtop=cov["g_over_gtop"])
+    wall["covariance"] = time.perf_counter() - t
+    cost["covariance"] = float(cov_idx.numel())
+
+    t = time.perf_counter()
+    h_idx = probe["hessian"].to(device)
+    n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    k = min(params["hessian_k"], n_params - 1)
+    info: dict = {}
+    eigs = hessian_eigs(model, loss_fn, _chunks(x[h_idx], y[h_idx], params["hessian_batch_size"]), k=k,
+                        tol=params["hessian_tol"], info=info)
+    for i, value in enumerate(eigs.tolist(), start=1):
+        metrics[f"lambda{i}_H"] = value
+    metrics["lr_lambda1_H"] = lr * metrics["lambda1_H"]
+    wall["hessian"] = time.perf_counter() - t
+    cost["hessian"] = len(h_idx) * (1 + 2 * info.get("n_products", 0))
+    cost["hessian_products"] = info.get("n_products")
+
+    t = time.perf_counter()
+    ap = params["alpha"]
+    alphas, evals = [], 0
+    for j in range(ap["n_batches"]):
+        idx = acc_idx[torch.arange(j * batch_size, (j + 1) * batch_size, device=device) % len(acc_idx)]
+        batch = (x[idx], y[idx])
+        ainfo: dict = {}
+        alphas.append(step_sharpness_alpha(model, loss_fn, [batch], sgd_step_params(model, loss_fn, batch, lr),
+                                           threshold=ap["increase"], alpha_max=ap["max_alpha"],
+                                           rtol=ap.get("rtol", 1e-3), info=ainfo))
+        evals += ainfo.get("n_evals", 0) + 1          # + the loss at theta
+    if all(math.isfinite(a) for a in alphas):
+        metrics["alpha_star"] = float(np.mean(alphas))
+    else:
+        missing["alpha_star"] = (f"the loss did not reach {ap['increase']} x L(theta) along the step "
+                                 f"up to alpha = {ap['max_alpha']:g}")
+    wall["alpha"] = time.perf_counter() - t
+    # one gradient per mini-batch + the forward-only loss evaluations along the line
+    cost["alpha"] = batch_size * (ap["n_batches"] + evals / 3.0)
+
+    gamma = last_bn_gamma_norm(model)
+    if gamma is not None:
+        metrics["gamma_norm"] = gamma
+
+    for name, value in list(metrics.items()):
+        if value is None or not math.isfinite(value):
+            missing[name] = f"non-finite value ({value})"
+            del metrics[name]
+    products = cost.pop("hessian_products")
+    out = {f"{k}_grad_equiv": v for k, v in cost.items()}
+    out["total_grad_equiv"] = sum(cost.values())
+    out.update({f"{k}_s": v for k, v in wall.items()}, total_s=sum(wall.values()), hessian_products=products,
+               covariance_method=method)
+    return metrics, missing, out
+
+
+def snapshot_record(snapshot_path, status: dict, probe, params: dict, device="cpu",
+                    ids: dict | None = None) -> dict:
+    """The record of one snapshot: status ok with its metrics, or missing with the reason.
+
+    ``probe`` is the loaded probe payload or a callable returning it (called only when the
+    snapshot is measured, so a run that diverged before its first snapshot loads nothing).
+    """
+    from .train import load_model
+
+    snapshot_path = Path(snapshot_path)
+    record = dict(ids or {}, snapshot=snapshot_path.stem, run_status=status.get("status"), settings=params,
+                  status="ok", reason="", metrics={}, missing={}, cost={})
+    if not snapshot_path.exists():
+        record.update(status="missing", reason=f"no snapshot {snapshot_path.name}: the run {status.get('status')} "
+                                               f"({status.get('stop_reason')}) before reaching it")
+        return record
+    model, payload = load_model(snapshot_path, device=device)
+    record.update(epoch=float(payload["epoch"]), step=int(payload["step"]), lr=float(payload["lr"]),
+                  batch_size=int(payload["batch_size"]))
+    if not all(torch.isfinite(p).all() for p in model.state_dict().values() if p.is_floating_point()):
+        record.update(status="missing", reason="the snapshot holds non-finite weights")
+        return record
+    probe = probe() if callable(probe) else probe
+    metrics, missing, cost = measure(model, probe, params, payload["lr"], payload["batch_size"])
+    record.update(metrics=metrics, missing=missing, cost=cost,
+                  n_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
+                  probe=dict(n_hessian=len(probe["hessian"]), covariance_shape=list(probe["covariance"].shape),
+                             n_accuracy=len(probe["accuracy"]), n_train=probe["n_train"]))
+    return record
+
+
+def measure_snapshot_file(snapshot_path, status_path, probe_path, params: dict, out_path,
+                          device="cpu", ids: dict | None = None) -> dict:
+    """Measure one snapshot and write its record as JSON (the reference for the run job)."""
+    status = json.loads(Path(status_path).read_text())
+    record = snapshot_record(snapshot_path, status, lambda: io.load_torch(probe_path, map_location=device),
+                             params, device, ids)
+    io.atomic_write_json(out_path, record)
+    return record
+
+
+def measure_run_file(snapshot_dir, snapshot_names, status_path, probe_path, params: dict, out_path,
+                     device="cpu", ids: dict | None = None, log=None) -> dict:
+    """Measure every expected snapshot of a run (in the given order) and write one JSON file,
+    ``{**ids, "records": [one snapshot_record per name]}``, atomically once all are done."""
+    status = json.loads(Path(status_path).read_text())
+    cache: dict = {}
+
+    def probe():
+        if "probe" not in cache:        # loaded once per run, on first use
+            cache["probe"] = io.load_torch(probe_path, map_location=device)
+        return cache["probe"]
+
+    records = []
+    for name in snapshot_names:
+        rec = snapshot_record(Path(snapshot_dir) / f"{name}.pt", status, probe, params, device, ids)
+        records.append(rec)
+        if log is not None:
+            log.info("%s: %s %s cost %s", name, rec["status"], rec["reason"] or rec["metrics"], rec["cost"])
+    out = dict(ids or {}, records=records)
+    io.atomic_write_json(out_path, out)
+    return out
