@@ -351,8 +351,16 @@ def claim_c1_uniform(summary: pd.DataFrame, metric: str = "forward_ratio",
     verdict = "holds" if k == 0 else ("fails" if pval < alpha else "inconclusive")
     detail = "; ".join(f"m={int(w)}: {e:.4g} vs {t:.4g}{' (exceeds)' if x else ''}"
                        for w, e, t, x in zip(s["width"], s["eps_max"], s["eps_theory"], exceed))
+    note = f"k={k} of n={n}, delta={delta}, binomial p={pval:.3g}; {detail}"
+    if verdict == "fails":
+        wide = s[exceed]
+        slope = loglog_slope(s["width"], s["eps_max"])[0] if n > 2 else float("nan")
+        note += (f". Fails at the largest widths ({', '.join(str(int(w)) for w in wide['width'])}): the "
+                 f"measured max deviation falls like m^{slope:.2f} over widths {int(s['width'].min())}-"
+                 f"{int(s['width'].max())}, while eps(m) falls like 1/m for large m, so more width makes "
+                 "it worse (C1 tests the mean deviation instead)")
     return _record(cid, statement, "number k of networks with eps_max > eps(m)", thr, float(k),
-                   verdict, f"k={k} of n={n}, delta={delta}, binomial p={pval:.3g}; {detail}")
+                   verdict, note)
 
 
 def loglog_slope(x, y) -> tuple[float, float, float, float]:
