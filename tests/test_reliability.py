@@ -37,6 +37,15 @@ def test_atomic_write_on_full_disk_leaves_nothing_that_looks_complete(tmp_path, 
     assert list(tmp_path.iterdir()) == []  # no target, no temporary left behind
 
 
+def test_atomic_write_gives_the_usual_file_mode(tmp_path):
+    """mkstemp creates 0600 files; an artifact must be readable like any file the user writes."""
+    out = tmp_path / "claims.md"
+    io.atomic_write_text(out, "x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
 def test_existing_artifact_survives_a_failed_overwrite(tmp_path, monkeypatch):
     target = tmp_path / "status.json"
     io.atomic_write_json(target, {"status": "completed"})
