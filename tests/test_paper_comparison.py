@@ -239,3 +239,21 @@ def test_comparison_and_page_from_a_real_run(tmp_path):
     snakemake(work, "--report", str(work / "report.html"), configfiles=(path,))
     report = (work / "report.html").read_text()
     assert "C. He initialization" in report and "paper_comparison.md" in report
+
+
+def test_table1_parameter_counts_come_from_the_papers_architectures_untrained():
+    """A parameter count needs no training: the rule counts configs/paper.yaml's Table 1
+    models, so these rows are filled at every scale (within 1% of the paper's counts)."""
+    from repro.config import run_models
+    from repro.models import build_model, count_parameters
+
+    paper = yaml.safe_load((CONFIGS.parent.parent / "configs" / "paper.yaml").read_text())
+    specs = run_models(paper["experiments"][pc.PARAMS_EXPERIMENT])
+    assert specs["resnet56"] == {"name": "resnet", "depth": 56, "widths": [16, 32, 64]}
+    out = pc.compare_rows({"architecture_params": pc.architecture_params(specs)}, ["iterative"])
+    params = out[out["quantity"] == "parameters"]
+    assert len(params) == 7 and (params["scale"] == "paper").all()
+    r = row(out, quantity="parameters", setting="ResNet-110-UBN (shared), CIFAR-10")
+    assert r.our_value == count_parameters(build_model(specs["resnet110_ubn"], (3, 32, 32), 10))
+    assert np.allclose(params["our_value"], params["paper_value"], rtol=0.01)
+    assert (out.loc[out["quantity"] != "parameters", "scale"] == "not run").all()  # nothing else invented

@@ -78,6 +78,18 @@ def _expand(name: str, exp: dict) -> list[tuple[str, dict]]:
     return variants or [("base", {})]
 
 
+def run_models(exp: dict) -> dict[str, dict]:
+    """{run name without seed: resolved model spec} of an experiment (no data needed)."""
+    models = {}
+    for label, overrides in _expand("", exp):
+        resolved = {"model": copy.deepcopy(exp["model"])}
+        for key, value in overrides.items():
+            if key.startswith("model."):
+                _set_dotted(resolved, key, value)
+        models[label] = resolved["model"]
+    return models
+
+
 def _check_name(where: str, name: str) -> None:
     if not NAME_RE.match(name) or ".." in name:
         raise ConfigError(f"{where}: run name {name!r} is not allowed; use letters, digits, "

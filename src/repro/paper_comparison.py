@@ -25,6 +25,7 @@ import pandas as pd
 from .io import atomic_write_text
 
 PAPER_KEYS = {"A": "iterative", "B": "minima", "C": "heinit", "D": "breakeven"}
+PARAMS_EXPERIMENT = "iterative_resnets_c10"  # configs/paper.yaml: the Table 1 architectures
 TITLES = {
     "A": "A. Residual connections encourage iterative inference",
     "B": "B. Three factors influencing minima in SGD",
@@ -85,9 +86,11 @@ def _table1_rows() -> list[dict]:
                                  setting=f"{name}, {data_name}, mean of 4 runs", paper_value=value,
                                  source="iterative_table1", ref="PAPERS.md A, Table 1 (l.57-67)",
                                  paper_sel=dict(experiment=exp, label=label, metric=metric), default_sel=default))
+        # a parameter count needs no training: the architecture of configs/paper.yaml is counted
         rows.append(dict(paper="A", experiment="Table 1", quantity="parameters", setting=f"{name}, CIFAR-10",
-                         paper_value=values[4], source="iterative_table1", ref="PAPERS.md A, Table 1 (l.57-67), ≈",
-                         paper_sel=dict(experiment="iterative_resnets_c10", label=label, metric="params"),
+                         paper_value=values[4], source="architecture_params",
+                         ref="PAPERS.md A, Table 1 (l.57-67), ≈",
+                         paper_sel=dict(experiment=PARAMS_EXPERIMENT, label=label, metric="params"),
                          default_sel=None))
     return rows
 
@@ -313,8 +316,20 @@ def breakeven_alpha(tables: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def architecture_params(specs: dict[str, dict], input_shape=(3, 32, 32), num_classes=10) -> pd.DataFrame:
+    """Parameter counts of the paper's architectures ({run label: model spec}), built untrained."""
+    from .models import build_model, count_parameters  # torch: only in the comparison job
+
+    rows = [dict(experiment=PARAMS_EXPERIMENT, label=label, metric="params",
+                 value=float(count_parameters(build_model(spec, input_shape, num_classes))), sd=np.nan, n=1,
+                 setting=f"{PARAMS_EXPERIMENT}/{label} in configs/paper.yaml, counted untrained")
+            for label, spec in specs.items()]
+    return pd.DataFrame(rows)
+
+
 # source -> (tables it needs, builder)
 MEASUREMENTS = {
+    "architecture_params": (("architecture_params",), lambda t: t["architecture_params"]),
     "iterative_table1": (("iterative_table1",), iterative_table1),
     "iterative_blocks": (("iterative_table1", "iterative_blocks"), iterative_blocks),
     "iterative_unroll": (("iterative_table1", "iterative_unroll"), iterative_unroll),
@@ -429,12 +444,16 @@ def markdown(table: pd.DataFrame) -> str:
     for paper in sorted(table["paper"].unique()):
         shown = display(table[table["paper"] == paper])
         shown = shown.apply(lambda col: col.astype(str).str.replace("|", r"\|", regex=False))
-        lines += [f"## {TITLES[paper]}", "", shown.to_markdown(index=False), ""]
+        lines += [f"## {TITLES[paper]}", "", shown.to_markdown(index=False, disable_numparse=True), ""]
     return "\n".join(lines)
 
 
-def write_comparison(paths: dict[str, str], enabled, csv_path, md_path) -> pd.DataFrame:
-    table = compare_rows(read_tables(paths), enabled)
+def write_comparison(paths: dict[str, str], enabled, csv_path, md_path, architectures=None) -> pd.DataFrame:
+    """The comparison from the paper tables at `paths` (+ the paper's architectures to count)."""
+    tables = read_tables(paths)
+    if architectures:
+        tables["architecture_params"] = architecture_params(architectures)
+    table = compare_rows(tables, enabled)
     atomic_write_text(csv_path, table.to_csv(index=False))
     atomic_write_text(md_path, markdown(table))
     return table
