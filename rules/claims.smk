@@ -1,9 +1,6 @@
 # Claims and report pages: every paper's claims -> one verdict table; the papers' numbers
 # beside ours; one HTML summary page per paper for `snakemake --report`.
-import yaml
-
 from repro import paper_comparison
-from repro.config import run_models
 from repro.report_pages import paper_settings
 
 # papers this configuration builds: those with targets
@@ -12,15 +9,6 @@ REPORT_PAPERS = [paper for paper in PAPERS if get_paper_targets(paper)]
 REPORT_TARGETS = [f"{RESULTS}/tables/paper_comparison.csv"] + [
     f"{RESULTS}/report/{paper}.html" for paper in REPORT_PAPERS
 ]
-
-
-def paper_architectures():
-    """{run label: model spec} of the paper-A Table 1 experiment in configs/paper.yaml."""
-    if "iterative" not in REPORT_PAPERS:
-        return {}
-    with open(os.path.join(os.path.dirname(workflow.main_snakefile), "configs", "paper.yaml")) as f:
-        paper = yaml.safe_load(f)
-    return run_models(paper["experiments"][paper_comparison.PARAMS_EXPERIMENT])
 
 
 rule claims:
@@ -62,7 +50,15 @@ rule paper_comparison:
     params:
         enabled=REPORT_PAPERS,
         # Table 1's parameter counts need no training: the paper's architectures, counted
-        architectures=lambda wildcards: paper_architectures(),
+        architectures=lambda wildcards: (
+            paper_comparison.paper_architectures(
+                os.path.join(
+                    os.path.dirname(workflow.main_snakefile), "configs/paper.yaml"
+                )
+            )
+            if "iterative" in REPORT_PAPERS
+            else {}
+        ),
     script:
         "../scripts/paper_comparison.py"
 

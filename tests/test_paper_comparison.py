@@ -244,11 +244,9 @@ def test_comparison_and_page_from_a_real_run(tmp_path):
 def test_table1_parameter_counts_come_from_the_papers_architectures_untrained():
     """A parameter count needs no training: the rule counts configs/paper.yaml's Table 1
     models, so these rows are filled at every scale (within 1% of the paper's counts)."""
-    from repro.config import run_models
     from repro.models import build_model, count_parameters
 
-    paper = yaml.safe_load((CONFIGS.parent.parent / "configs" / "paper.yaml").read_text())
-    specs = run_models(paper["experiments"][pc.PARAMS_EXPERIMENT])
+    specs = pc.paper_architectures(CONFIGS.parent.parent / "configs" / "paper.yaml")
     assert specs["resnet56"] == {"name": "resnet", "depth": 56, "widths": [16, 32, 64]}
     out = pc.compare_rows({"architecture_params": pc.architecture_params(specs)}, ["iterative"])
     params = out[out["quantity"] == "parameters"]

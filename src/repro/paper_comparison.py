@@ -316,6 +316,16 @@ def breakeven_alpha(tables: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def paper_architectures(paper_config) -> dict[str, dict]:
+    """{run label: model spec} of the Table 1 experiment in the paper-scale config file."""
+    import yaml
+
+    from .config import run_models
+
+    with open(paper_config) as f:
+        return run_models(yaml.safe_load(f)["experiments"][PARAMS_EXPERIMENT])
+
+
 def architecture_params(specs: dict[str, dict], input_shape=(3, 32, 32), num_classes=10) -> pd.DataFrame:
     """Parameter counts of the paper's architectures ({run label: model spec}), built untrained."""
     from .models import build_model, count_parameters  # torch: only in the comparison job
