@@ -813,6 +813,11 @@ def _group_sharpness_claims(wide: pd.DataFrame) -> list[Claim]:
                       f"partial rho given that loss = {_fmt(partial, 2)}")
         if excluded:
             note += f"; {excluded}"
+        if verdict == "fails":
+            spread = m.groupby("lr_over_batch")[metric].std().mean()
+            note += (f". Fails at our scale: over the grid {name} spans {_fmt(m[metric].min())}–"
+                     f"{_fmt(m[metric].max())}, with an sd of {_fmt(spread)} among runs of equal eta/S; the paper's "
+                     "grid (FashionMNIST MLP, configs/paper.yaml) has not been run")
         return Claim(cid, PAPER, statement, f"Spearman rho(eta/S, {name})", f"{op} {threshold}",
                      None if math.isnan(rho) else round(rho, 4), verdict, note)
 
@@ -1170,6 +1175,9 @@ def memorization_claims(table: pd.DataFrame | None) -> list[Claim]:
             note += f"; {n_div} diverged run(s) excluded"
         if n_never:
             note += f"; {n_never} run(s) never reached the target, excluded"
+        if verdict == "fails":
+            note += (f". Fails at our scale with {len(ok)} runs (a rank correlation of {len(ok)} points); "
+                     "the paper's grid (5 S x 3 eta x 2 momenta, 300 epochs, configs/paper.yaml) has not been run")
         suffix = f"[{group}, noise {noise:g}, momentum {mom:g}]" if len(cells) > 1 else ""
         claims.append(Claim(f"B5{suffix}", PAPER, statement, stat, "> 0.5",
                             None if math.isnan(rho) else round(rho, 4), verdict, note))
