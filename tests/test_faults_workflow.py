@@ -269,6 +269,7 @@ def test_diverged_run_is_a_reason_not_a_number_in_every_table(diverged_workflow)
     maxima = pd.read_csv(tables / "breakeven/maxima.csv")
     bad = maxima[maxima.run == "huge_lr_s0"]
     assert len(bad) >= 1 and bad.note.fillna("").str.contains("diverged").all()
+    assert not bad.valid.astype(bool).any()  # and the claims leave them out
 
 
 def test_claims_name_the_diverged_runs(diverged_workflow):

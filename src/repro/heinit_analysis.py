@@ -46,6 +46,7 @@ and own and fresh data sets are exchangeable draws by construction.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 
@@ -761,6 +762,17 @@ def _style():
     return sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=1.15)
 
 
+@contextlib.contextmanager
+def _single_axes(data: pd.DataFrame):
+    """One styled 7.5x5 axes for a sweep figure; says "no data" when `data` is empty."""
+    a, c = _style()
+    with a, c:
+        fig, ax = plt.subplots(figsize=(7.5, 5))
+        if data.empty:
+            _empty(ax)
+        yield fig, ax
+
+
 def _empty(ax, msg="no data"):
     ax.text(0.5, 0.5, msg, ha="center", va="center", transform=ax.transAxes)
 
@@ -845,14 +857,14 @@ def _draw_measured_eps(ax, s: pd.DataFrame, raw: pd.DataFrame, xcol: str) -> Non
                 label=f"{_short(metric)}: max |1-ratio|")
 
 
-def _log_log_axes(ax, xvalues) -> None:
+def _log_log_axes(ax, xvalues, legend_size: str = "x-small") -> None:
     """Log-log axes with the swept values as the x tick labels, and the legend."""
     ax.set_xscale("log")
     ax.set_yscale("log")
     ticks = sorted(set(int(v) for v in xvalues))
     ax.set_xticks(ticks, [str(t) for t in ticks])
     ax.xaxis.set_minor_formatter(mticker.NullFormatter())
-    ax.legend(fontsize="x-small")
+    ax.legend(fontsize=legend_size)
 
 
 def plot_eps_vs_width(summary: pd.DataFrame, out_stem, delta: float | None = None) -> list[str]:
@@ -866,12 +878,8 @@ def _plot_eps_vs(summary: pd.DataFrame, out_stem, sweep: str, xcol: str, xlabel:
     delta = _delta(summary, delta)
     raw = _select(summary, sweep=sweep, init="he", inputs="gaussian")
     s = _seed_mean(raw, ["metric", "width", "depth", "n_samples"]).sort_values(xcol)
-    a, c = _style()
-    with a, c:
-        fig, ax = plt.subplots(figsize=(7.5, 5))
-        if s.empty:
-            _empty(ax)
-        else:
+    with _single_axes(s) as (fig, ax):
+        if not s.empty:
             _draw_measured_eps(ax, s, raw, xcol)
             L, N = int(s["depth"].iloc[0]), int(s["n_samples"].iloc[0])
             if xcol == "width":  # eps(m) is smooth in m: draw it as a curve
@@ -904,11 +912,7 @@ def plot_spread_vs_width(summary: pd.DataFrame, out_stem) -> list[str]:
     """Std of the ratios vs width on log-log axes, fitted slope annotated, -1/2 reference."""
     s = _seed_mean(_select(summary, sweep="width", init="he", inputs="gaussian"),
                    ["metric", "width", "depth", "n_samples"]).sort_values("width")
-    a, c = _style()
-    with a, c:
-        fig, ax = plt.subplots(figsize=(7.5, 5))
-        if s.empty:
-            _empty(ax)
+    with _single_axes(s) as (fig, ax):
         for metric in METRICS:
             col = _METRIC_COLOUR[metric]
             g = s[s["metric"] == metric]
@@ -925,12 +929,7 @@ def plot_spread_vs_width(summary: pd.DataFrame, out_stem) -> list[str]:
             m = np.geomspace(g["width"].min(), g["width"].max(), 50)
             ax.plot(m, g["spread"].iloc[0] * (m / g["width"].iloc[0]) ** -0.5, ls="--",
                     color="grey", label="reference slope -1/2")
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            ticks = sorted(set(int(v) for v in g["width"]))
-            ax.set_xticks(ticks, [str(t) for t in ticks])
-            ax.xaxis.set_minor_formatter(mticker.NullFormatter())
-            ax.legend(fontsize="small")
+            _log_log_axes(ax, g["width"], legend_size="small")
         ax.set_xlabel("width $m$")
         ax.set_ylabel("std of ratio over samples (mean over layers)")
         ax.set_title(f"Spread of the norm ratios vs width\n[{HE_TITLE}]", fontsize="medium")
@@ -940,12 +939,8 @@ def plot_spread_vs_width(summary: pd.DataFrame, out_stem) -> list[str]:
 def plot_fresh(summary: pd.DataFrame, out_stem) -> list[str]:
     """Empirical eps of each He network on its own data set (0) and on fresh ones (1..)."""
     s = _select(summary, sweep="fresh", init="he", inputs="gaussian")
-    a, c = _style()
-    with a, c:
-        fig, ax = plt.subplots(figsize=(7.5, 5))
-        if s.empty:
-            _empty(ax)
-        else:
+    with _single_axes(s) as (fig, ax):
+        if not s.empty:
             s = s.copy()
             s = s.sort_values(["seed", "data_seed"])
             s["data_set"] = s.groupby(["seed", "metric"]).cumcount()
