@@ -39,13 +39,17 @@ rule heinit_sweep:
         "../envs/repro.yaml"
     threads: config["threads"]
     resources:
-        mem_mb=lambda wildcards: heinit_plan.sweep_mem_mb(config["heinit"], wildcards.sweep),
+        mem_mb=lambda wildcards: heinit_plan.sweep_mem_mb(
+            config["heinit"], wildcards.sweep
+        ),
         runtime=lambda wildcards, attempt: heinit_plan.sweep_runtime(
             config["heinit"], wildcards.sweep, attempt
         ),
         gpu=config["heinit"]["gpu"],
     params:
-        settings=lambda wildcards: heinit_plan.sweep_params(config["heinit"], wildcards.sweep),
+        settings=lambda wildcards: heinit_plan.sweep_params(
+            config["heinit"], wildcards.sweep
+        ),
         device=config["device"],
     script:
         "../scripts/heinit_sweep.py"
