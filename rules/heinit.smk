@@ -5,8 +5,7 @@
 # configs/paper.yaml have one; the tiny test configs of the other papers do not).
 import os
 
-from repro import heinit_analysis as hc
-from repro.data import availability_error
+from repro.heinit import plan as heinit_plan
 
 if config.get("heinit") is None:
     config["heinit"] = {}
@@ -16,21 +15,12 @@ HEINIT = f"{RESULTS}/metrics/heinit"
 HEINIT_TABLES = f"{RESULTS}/tables/heinit"
 HEINIT_FIGURES = f"{RESULTS}/figures/heinit"
 HEINIT_CATEGORY = CATEGORIES["heinit"]
-HEINIT_REAL = config["heinit"]["real"]["dataset"]
-# figure name -> (caption, subcategory); per_layer_<dataset> is the real-input figure
-HEINIT_FIGS = {
-    "per_layer_paper": ("per_layer", "Per-layer ratios"),
-    f"per_layer_{HEINIT_REAL}": ("real", "Per-layer ratios"),
-    "eps_vs_width": ("eps_width", "Epsilon"),
-    "eps_vs_depth": ("eps_depth", "Epsilon"),
-    "eps_vs_samples": ("eps_samples", "Epsilon"),
-    "spread_vs_width": ("spread", "Spread"),
-    "fresh": ("fresh", "Epsilon"),
-}
+# figure stem -> (caption, subcategory); per_layer_<dataset> is the real-input figure
+HEINIT_FIGS = heinit_plan.figures(config["heinit"])
 
 if HEINIT_ON:
-    _error = availability_error(
-        HEINIT_REAL, config.get("data_root", "data"), config.get("download", False)
+    _error = heinit_plan.real_data_problem(
+        config["heinit"], config.get("data_root", "data"), config.get("download", False)
     )
     if _error:
         raise WorkflowError(f"Invalid configuration: heinit.real: {_error}")
@@ -44,18 +34,22 @@ rule heinit_sweep:
     benchmark:
         f"{RESULTS}/benchmarks/heinit/{{sweep}}.tsv"
     wildcard_constraints:
-        sweep="|".join(hc.GAUSSIAN_SWEEPS),
+        sweep="|".join(heinit_plan.GAUSSIAN_SWEEPS),
     conda:
         "../envs/repro.yaml"
     threads: config["threads"]
     resources:
-        mem_mb=lambda wildcards: hc.sweep_mem_mb(config["heinit"], wildcards.sweep),
-        runtime=lambda wildcards, attempt: hc.sweep_runtime(
+        mem_mb=lambda wildcards: heinit_plan.sweep_mem_mb(
+            config["heinit"], wildcards.sweep
+        ),
+        runtime=lambda wildcards, attempt: heinit_plan.sweep_runtime(
             config["heinit"], wildcards.sweep, attempt
         ),
         gpu=config["heinit"]["gpu"],
     params:
-        settings=lambda wildcards: hc.sweep_params(config["heinit"], wildcards.sweep),
+        settings=lambda wildcards: heinit_plan.sweep_params(
+            config["heinit"], wildcards.sweep
+        ),
         device=config["device"],
     script:
         "../scripts/heinit_sweep.py"
@@ -72,13 +66,13 @@ rule heinit_real:
         "../envs/repro.yaml"
     threads: config["threads"]
     resources:
-        mem_mb=hc.sweep_mem_mb(config["heinit"], "real"),
-        runtime=lambda wildcards, attempt: hc.sweep_runtime(
+        mem_mb=heinit_plan.sweep_mem_mb(config["heinit"], "real"),
+        runtime=lambda wildcards, attempt: heinit_plan.sweep_runtime(
             config["heinit"], "real", attempt
         ),
         gpu=config["heinit"]["gpu"],
     params:
-        settings=hc.sweep_params(config["heinit"], "real"),
+        settings=heinit_plan.sweep_params(config["heinit"], "real"),
         device=config["device"],
         data_root=config["data_root"],
         download=config["download"],
@@ -88,7 +82,8 @@ rule heinit_real:
 
 rule heinit_tables:
     input:
-        [f"{HEINIT}/{sweep}.csv" for sweep in hc.SWEEPS],
+        expand(rules.heinit_sweep.output[0], sweep=heinit_plan.GAUSSIAN_SWEEPS),
+        rules.heinit_real.output,
     output:
         per_layer=f"{HEINIT_TABLES}/per_layer.csv",
         summary=f"{HEINIT_TABLES}/summary.csv",
@@ -126,7 +121,7 @@ rule heinit_tables:
 
 rule heinit_figures:
     input:
-        f"{HEINIT_TABLES}/per_layer.csv",
+        rules.heinit_tables.output.per_layer,
     output:
         [
             report(
@@ -157,7 +152,7 @@ rule heinit_figures:
 
 rule heinit_claims:
     input:
-        f"{HEINIT_TABLES}/per_layer.csv",
+        rules.heinit_tables.output.per_layer,
     output:
         f"{RESULTS}/claims/heinit.csv",
     log:
@@ -174,24 +169,10 @@ rule heinit_claims:
 
 
 if HEINIT_ON:
-    PAPER_TARGETS["heinit"] = (
-        [f"{HEINIT}/{sweep}.csv" for sweep in hc.SWEEPS]
-        + [
-            f"{HEINIT_TABLES}/{name}"
-            for name in (
-                "per_layer.csv",
-                "summary.csv",
-                "summary.md",
-                "per_layer_paper.md",
-                "glorot_slopes.csv",
-                "glorot_slopes.md",
-            )
-        ]
-        + [
-            f"{HEINIT_FIGURES}/{name}.{ext}"
-            for name in HEINIT_FIGS
-            for ext in ("png", "pdf")
-        ]
-        + [f"{RESULTS}/claims/heinit.csv"]
-    )
+    PAPER_TARGETS["heinit"] = [
+        *rules.heinit_tables.input,
+        *rules.heinit_tables.output,
+        *rules.heinit_figures.output,
+        *rules.heinit_claims.output,
+    ]
     CLAIM_PAPERS.append("heinit")

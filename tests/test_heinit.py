@@ -2,13 +2,20 @@
 
 import math
 
+import jsonschema
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from repro import heinit as H
-from repro import heinit_analysis as A
+from repro.heinit import claims as C
+from repro.heinit import figures as F
+from repro.heinit import measure as M
+from repro.heinit import plan as P
+from repro.heinit import tables as T
+from repro.claims import COLUMNS, Claim, to_frame
+from repro.tables import write_table
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -204,7 +211,7 @@ def _summary(rows):
     out = pd.DataFrame([{**base, **r} for r in rows])
     if "eps_theory" not in out:
         out["eps_theory"] = H.theory_epsilon(out["width"], out["depth"], out["n_samples"], 0.05)
-    return out[A.SUMMARY_COLUMNS]
+    return out[T.SUMMARY_COLUMNS]
 
 
 WIDTHS = [100, 250, 500, 1000, 2000, 4000]
@@ -212,50 +219,50 @@ WIDTHS = [100, 250, 500, 1000, 2000, 4000]
 
 def test_claim_c1_holds_and_fails():
     ok = _summary([dict(width=m, eps_measured=0.5 / math.sqrt(m), eps_max=0.01) for m in WIDTHS])
-    assert A.claim_c1(ok)["verdict"] == "holds"
+    assert C.claim_c1(ok).verdict == "holds"
     bad = ok.copy()
     bad.loc[bad["width"] == 4000, "eps_measured"] = 0.5          # eps(4000) = 0.152
-    r = A.claim_c1(bad)
-    assert r["verdict"] == "fails" and r["value"] > 1 and r["paper"] == "C"
-    assert A.claim_c1(ok.iloc[0:0])["verdict"] == "inconclusive"
+    r = C.claim_c1(bad)
+    assert r.verdict == "fails" and r.value > 1 and r.paper == "C"
+    assert C.claim_c1(ok.iloc[0:0]).verdict == "inconclusive"
 
 
 def test_claim_c1_uniform_binomial():
     ok = _summary([dict(width=m, eps_measured=0.01, eps_max=0.05) for m in WIDTHS])
-    assert A.claim_c1_uniform(ok)["verdict"] == "holds"
+    assert C.claim_c1_uniform(ok).verdict == "holds"
     one = ok.copy()
     one.loc[one["width"] == 4000, "eps_max"] = 1.0                # 1 of 6: p = 0.26
-    assert A.claim_c1_uniform(one)["verdict"] == "inconclusive"
+    assert C.claim_c1_uniform(one).verdict == "inconclusive"
     three = ok.copy()
     three.loc[three["width"] >= 1000, "eps_max"] = 10.0            # 3 of 6: p = 0.002
-    r = A.claim_c1_uniform(three)
-    assert r["verdict"] == "fails" and r["value"] == 3
+    r = C.claim_c1_uniform(three)
+    assert r.verdict == "fails" and r.value == 3
 
 
 def test_claim_c2_slope_band():
     wiggle = np.array([1.02, 0.98, 1.01, 0.99, 1.03, 0.97])
     ok = _summary([dict(width=m, eps_measured=0.1, eps_max=0.1, spread=2 * m ** -0.5 * w)
                    for m, w in zip(WIDTHS, wiggle)])
-    r = A.claim_c2(ok)
-    assert r["verdict"] == "holds" and r["value"] == pytest.approx(-0.5, abs=0.05)
+    r = C.claim_c2(ok)
+    assert r.verdict == "holds" and r.value == pytest.approx(-0.5, abs=0.05)
     flat = _summary([dict(width=m, eps_measured=0.1, eps_max=0.1, spread=0.2 * w)
                      for m, w in zip(WIDTHS, wiggle)])
-    assert A.claim_c2(flat)["verdict"] == "fails"
+    assert C.claim_c2(flat).verdict == "fails"
     steep = _summary([dict(width=m, eps_measured=0.1, eps_max=0.1, spread=50.0 / m * w)
                       for m, w in zip(WIDTHS, wiggle)])
-    assert A.claim_c2(steep)["verdict"] == "fails"
-    assert A.claim_c2(ok.iloc[:2])["verdict"] == "inconclusive"
+    assert C.claim_c2(steep).verdict == "fails"
+    assert C.claim_c2(ok.iloc[:2]).verdict == "inconclusive"
 
 
 def test_claim_c3_depth_growth():
     depths = [2, 5, 10, 20, 50]
     grow = _summary([dict(sweep="depth", width=500, depth=L, eps_measured=0.04 * math.sqrt(L),
                           eps_max=0.1) for L in depths])
-    assert A.claim_c3(grow)["verdict"] == "holds"
+    assert C.claim_c3(grow).verdict == "holds"
     shrink = _summary([dict(sweep="depth", width=500, depth=L, eps_measured=0.3 / L,
                             eps_max=0.1) for L in depths])
-    assert A.claim_c3(shrink)["verdict"] == "fails"
-    assert A.claim_c3(grow.iloc[0:0])["verdict"] == "inconclusive"
+    assert C.claim_c3(shrink).verdict == "fails"
+    assert C.claim_c3(grow.iloc[0:0]).verdict == "inconclusive"
 
 
 def _glorot_per_layer(means, width=500):
@@ -264,19 +271,19 @@ def _glorot_per_layer(means, width=500):
                              depth=depth, n_samples=2000, input_dim=500, seed=0, data_seed=0,
                              delta=0.05, layer=np.arange(1, depth + 1), metric="forward_ratio",
                              mean=means, std=0.01, min=0.0, max=1.0, eps_measured=0.5,
-                             eps_std=0.1, eps_max=0.9, eps_theory=1.0))[A.PER_LAYER_COLUMNS]
+                             eps_std=0.1, eps_max=0.9, eps_theory=1.0))[T.PER_LAYER_COLUMNS]
 
 
 def test_claim_c4_glorot_decay():
     lay = np.arange(1, 21)
     ok = _glorot_per_layer(2.0 ** (-lay / 2) * np.exp(0.01 * np.sin(lay)))
-    r = A.claim_c4(ok)
-    assert r["verdict"] == "holds" and r["value"] <= 0.1
+    r = C.claim_c4(ok)
+    assert r.verdict == "holds" and r.value <= 0.1
     he_like = _glorot_per_layer(np.ones(20))                    # no decay at all
-    assert A.claim_c4(he_like)["verdict"] == "fails"
+    assert C.claim_c4(he_like).verdict == "fails"
     fast = _glorot_per_layer(2.0 ** (-lay))                     # decays twice too fast
-    assert A.claim_c4(fast)["verdict"] == "fails"
-    assert A.claim_c4(ok.iloc[0:0])["verdict"] == "inconclusive"
+    assert C.claim_c4(fast).verdict == "fails"
+    assert C.claim_c4(ok.iloc[0:0]).verdict == "inconclusive"
 
 
 @pytest.mark.parametrize("factor,verdict", [(1.08, "holds"), (0.92, "holds"),
@@ -286,18 +293,18 @@ def test_claim_c4_flat_ten_percent_rule_at_two_layers(factor, verdict):
     m=500, L=2 (one layer step, theoretical noise ~14% of s0) a slope 12% off fails."""
     s0 = -0.5 * math.log(2)
     means = np.exp(np.array([s0, s0 + factor * s0]))           # slope = factor * s0 exactly
-    r = A.claim_c4(_glorot_per_layer(means, width=500))
-    assert r["value"] == pytest.approx(abs(factor - 1), abs=1e-9)
-    assert r["verdict"] == verdict
-    assert r["threshold"].startswith("max |slope / s0 - 1| <= 0.1")
+    r = C.claim_c4(_glorot_per_layer(means, width=500))
+    assert r.value == pytest.approx(abs(factor - 1), abs=1e-9)
+    assert r.verdict == verdict
+    assert r.threshold.startswith("max |slope / s0 - 1| <= 0.1")
     if verdict == "fails":
-        assert "miss the 10% rule" in r["note"] and "m=500 L=2" in r["note"]
+        assert "miss the 10% rule" in r.note and "m=500 L=2" in r.note
 
 
 def test_glorot_slope_is_the_ols_slope_of_log_means():
     rng = np.random.default_rng(0)
     means = np.exp(-0.3 * np.arange(1, 8) + 0.05 * rng.standard_normal(7))
-    sl = A.glorot_slope(_glorot_per_layer(means, width=400))
+    sl = T.glorot_slope(_glorot_per_layer(means, width=400))
     x = np.arange(1, 8, dtype=float)
     y = np.log(means)
     slope = ((x - x.mean()) * (y - y.mean())).sum() / ((x - x.mean()) ** 2).sum()
@@ -311,7 +318,7 @@ def test_glorot_slope_is_the_ols_slope_of_log_means():
 
 # --------------------------------------------------------------------------- pipeline pieces
 
-TINY = {"seeds": [0], "input_dim": 20, "device": "cpu",
+TINY = {"seeds": [0], "input_dim": 20,
         "paper": {"width": 32, "depth": 4, "n_samples": 64},
         "width_sweep": {"widths": [32, 64, 128], "depth": 3, "n_samples": 64},
         "depth_sweep": {"depths": [2, 4, 8], "width": 32, "n_samples": 64},
@@ -322,102 +329,128 @@ TINY = {"seeds": [0], "input_dim": 20, "device": "cpu",
 
 def test_sweeps_tables_claims_and_figures(tmp_path):
     X = np.random.default_rng(0).random((40, 6, 6))
-    per_layer = A.run_all(TINY, X_real=X)
-    assert list(per_layer.columns) == A.PER_LAYER_COLUMNS
+    per_layer = M.run_all(TINY, X_real=X, device="cpu")
+    assert list(per_layer.columns) == T.PER_LAYER_COLUMNS
     assert set(per_layer["sweep"]) == {"paper", "width", "depth", "samples", "fresh", "real"}
-    assert set(per_layer["metric"]) == set(A.METRICS)
+    assert set(per_layer["metric"]) == set(T.METRICS)
     real = per_layer[per_layer["sweep"] == "real"]
     assert set(real["inputs"]) == {"mnist5k"} and set(real["input_dim"]) == {36}
     assert per_layer[per_layer["sweep"] == "fresh"]["data_seed"].nunique() == 3
-    summary = A.summarize(per_layer)
-    assert list(summary.columns) == A.SUMMARY_COLUMNS
+    summary = T.summarize(per_layer)
+    assert list(summary.columns) == T.SUMMARY_COLUMNS
     assert (summary["eps_max"] >= summary["eps_layer_max"]).all()
-    records = A.evaluate_claims(per_layer)
-    assert {r["id"] for r in records} >= {"C1-forward", "C1u-forward", "C2-forward",
+    records = C.evaluate_claims(per_layer)
+    assert {r.id for r in records} >= {"C1-forward", "C1u-forward", "C2-forward",
                                           "C3-forward", "C4-forward", "C2-backward"}
-    assert all(r["verdict"] in ("holds", "fails", "inconclusive") for r in records)
-    claims = A.claims_frame(records)
-    assert list(claims.columns) == A.CLAIM_COLUMNS
-    A.write_table(summary, tmp_path / "t" / "summary.csv", tmp_path / "t" / "summary.md")
+    assert all(r.verdict in ("holds", "fails", "inconclusive") for r in records)
+    assert all(isinstance(r, Claim) and r.paper == "C" for r in records)
+    assert list(to_frame(records).columns) == COLUMNS
+    write_table(summary, tmp_path / "t" / "summary.csv", tmp_path / "t" / "summary.md")
     assert pd.read_csv(tmp_path / "t" / "summary.csv").shape == summary.shape
     assert (tmp_path / "t" / "summary.md").read_text().startswith("|")
-    paths = A.make_figures(per_layer, tmp_path / "fig")
+    paths = F.make_figures(per_layer, tmp_path / "fig")
     assert len(paths) == 14 and all((tmp_path / "fig").joinpath(p).exists() for p in paths)
     assert {p[-3:] for p in paths} == {"png", "pdf"}
 
 
-def test_config_merge_keeps_defaults():
-    cfg = A.make_config({"width_sweep": {"widths": [10]}, "seeds": [1, 2]})
+def test_settings_defaults_come_from_the_schema():
+    """Nested sections are merged key by key with the schema's defaults; the input is not
+    mutated; unknown keys and wrong types are rejected as the workflow's validate() does."""
+    given = {"width_sweep": {"widths": [10]}, "seeds": [1, 2]}
+    cfg = P.with_defaults(given)
     assert cfg["width_sweep"]["widths"] == [10] and cfg["width_sweep"]["n_samples"] == 2000
-    assert cfg["seeds"] == [1, 2] and A.DEFAULT_CONFIG["seeds"] == [0]
-    assert A.make_config({"seed": 3})["seeds"] == [3]
-    assert A.DEFAULT_CONFIG["width_sweep"]["widths"] == [100, 250, 500, 1000, 2000, 4000]
+    assert cfg["seeds"] == [1, 2] and given == {"width_sweep": {"widths": [10]}, "seeds": [1, 2]}
+    default = P.with_defaults()
+    assert default["seeds"] == [0] and default["real"]["dataset"] == "mnist5k"
+    assert default["width_sweep"]["widths"] == [100, 250, 500, 1000, 2000, 4000]
+    schema = P.schema()["properties"]
+    assert default["depth_sweep"]["depths"] == schema["depth_sweep"]["properties"]["depths"]["default"]
+    with pytest.raises(jsonschema.ValidationError, match="seed"):
+        P.with_defaults({"seed": 3})
+    with pytest.raises(jsonschema.ValidationError):
+        P.with_defaults({"width_sweep": {"widths": "wide"}})
+
+
+def test_plan_imports_no_torch():
+    """rules/heinit.smk imports repro.heinit.plan while the DAG is built: neither torch nor
+    matplotlib may come with it (the simulation's re-export in repro.heinit is lazy)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, repro.heinit.plan as p; p.sweep_mem_mb(p.with_defaults(), 'width'); "
+            "p.figures(p.with_defaults()); "
+            "print(sorted({'torch', 'matplotlib'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    code = "import sys, repro.heinit as H; H.norm_ratios; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"             # the re-export still works on access
 
 
 # --------------------------------------------------------------------------- workflow helpers
 
 def test_sweep_params_hold_exactly_what_defines_a_sweep():
-    cfg = A.make_config({"dtype": "float32"})
-    p = A.sweep_params(cfg, "width")
+    cfg = P.with_defaults({"dtype": "float32"})
+    p = P.sweep_params(cfg, "width")
     assert set(p) == {"seeds", "input_dim", "n_outputs", "delta", "dtype", "chunk_size", "width_sweep"}
     assert p["width_sweep"] == cfg["width_sweep"] and p["dtype"] == "float32"
-    assert "input_dim" not in A.sweep_params(cfg, "real")          # the images fix it
+    assert "input_dim" not in P.sweep_params(cfg, "real")          # the images fix it
     # key order of the config file does not matter (Snakemake compares params as text)
     shuffled = dict(reversed(list(cfg.items())))
     shuffled["width_sweep"] = dict(reversed(list(cfg["width_sweep"].items())))
-    assert repr(A.sweep_params(shuffled, "width")) == repr(p)
-    assert set(A.sweep_params(cfg, "samples")) - set(A.COMMON_KEYS) == {"samples_sweep"}
+    assert repr(P.sweep_params(shuffled, "width")) == repr(p)
+    assert set(P.sweep_params(cfg, "samples")) - set(P.COMMON_KEYS) == {"samples_sweep"}
     # running from the params reproduces the library sweep
-    tiny = A.make_config(TINY)
-    pd.testing.assert_frame_equal(A.run_sweep("depth", A.sweep_params(tiny, "depth"), "cpu"),
-                                  A.sweep_depth(tiny))
+    tiny = P.with_defaults(TINY)
+    pd.testing.assert_frame_equal(M.run_sweep("depth", P.sweep_params(tiny, "depth"), "cpu"),
+                                  M.sweep_depth(tiny, "cpu"))
     with pytest.raises(ValueError):
-        A.sweep_params(cfg, "height")
+        P.sweep_params(cfg, "height")
 
 
 def test_sweep_cost_counts_matmul_flops_by_hand():
     # width sweep, 2 widths x 2 inits x 2 seeds: per network 2 N m (d + 2 (L-1) m)
     p = {"seeds": [0, 1], "input_dim": 7,
          "width_sweep": {"widths": [3, 5], "depth": 4, "n_samples": 11, "inits": ["he", "glorot"]}}
-    cost = A.sweep_cost(p, "width")
+    cost = P.sweep_cost(p, "width")
     by_hand = 0.0
     for m in (3, 5):
         by_hand += 2 * 11 * m * 7 + 2 * (2 * 11 * m * m) * 3      # first layer; 3 (m, m) layers fwd + bwd
     assert cost["flops"] == pytest.approx(4 * by_hand) and cost["networks"] == 8
     assert cost["weights_mib"] == pytest.approx(8 * (5 * 7 + 3 * 25) / 2 ** 20)
-    real = A.sweep_cost({"seeds": [0], "real": {"width": 4, "depth": 2, "n_samples": None,
+    real = P.sweep_cost({"seeds": [0], "real": {"width": 4, "depth": 2, "n_samples": None,
                                                 "inits": ["he"]}}, "real", real_shape=(10, 6))
     assert real["flops"] == pytest.approx(2 * 10 * 4 * (6 + 2 * 4))
 
 
 def test_real_inputs_from_the_data_module():
-    X = A.load_real_inputs("digits")
+    X = M.load_real_inputs("digits")
     assert X.shape == (1797, 64) and X.dtype == np.float64
-    sub = A.load_real_inputs("digits", n_samples=100, seed=3)
+    sub = M.load_real_inputs("digits", n_samples=100, seed=3)
     assert sub.shape == (100, 64)
     assert all((X == row).all(axis=1).any() for row in sub[:5])   # rows of the full set
-    np.testing.assert_array_equal(sub, A.load_real_inputs("digits", n_samples=100, seed=3))
+    np.testing.assert_array_equal(sub, M.load_real_inputs("digits", n_samples=100, seed=3))
 
 
 def test_tables_and_claims_files(tmp_path):
-    cfg = A.make_config(TINY)
+    cfg = P.with_defaults(TINY)
     paths = []
-    for sweep in A.GAUSSIAN_SWEEPS:
+    for sweep in P.GAUSSIAN_SWEEPS:
         path = tmp_path / f"{sweep}.csv"
-        A.write_sweep(A.run_sweep(sweep, A.sweep_params(cfg, sweep), "cpu"), path)
+        M.write_sweep(M.run_sweep(sweep, P.sweep_params(cfg, sweep), "cpu"), path)
         paths.append(path)
     out = {k: tmp_path / "t" / v for k, v in dict(
         per_layer="per_layer.csv", summary="summary.csv", summary_md="summary.md",
         paper_md="paper.md", glorot="glorot.csv", glorot_md="glorot.md").items()}
-    frames = A.build_tables(paths, out)
+    frames = T.build_tables(paths, out)
     assert all(p.stat().st_size > 0 for p in out.values())
     per_layer = pd.read_csv(out["per_layer"])
-    assert list(per_layer.columns) == A.PER_LAYER_COLUMNS
+    assert list(per_layer.columns) == T.PER_LAYER_COLUMNS
     assert len(per_layer) == sum(len(pd.read_csv(p)) for p in paths)
     assert set(frames["paper"]["init"]) == {"he", "glorot", "he_fanin"}
     # Glorot configurations: the paper setting and each depth of the depth sweep
     assert len(pd.read_csv(out["glorot"])) == 1 + 3
-    claims = A.write_claims(out["per_layer"], tmp_path / "claims.csv")
+    claims = C.write_claims(out["per_layer"], tmp_path / "claims.csv")
     from repro.claims import COLUMNS
     back = pd.read_csv(tmp_path / "claims.csv")
     assert list(back.columns) == COLUMNS and len(back) == len(claims) == 9

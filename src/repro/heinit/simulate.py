@@ -1,4 +1,5 @@
-"""Paper C: norm preservation at He initialization in deep ReLU networks (arXiv:1901.03611).
+"""Paper C simulations: norm preservation at He initialization in deep ReLU networks
+(arXiv:1901.03611); re-exported as ``repro.heinit.*`` (e.g. ``repro.heinit.norm_ratios``).
 
 Simulation at initialization, no training. Semantics follow the authors' NumPy code
 (``devansharpit/overparametrization_benefits``, ``norm_per_layer.py``), re-implemented here
@@ -236,7 +237,7 @@ def compute_norm_ratios(x, hidden: list[torch.Tensor], w_out: torch.Tensor, y,
     return NormRatioArrays(forward=fwd, backward=bwd, x_norm=xn, delta_norm=dn)
 
 
-def simulate(x, width: int, depth: int, init: str = "he", *, weights_seed: int = 0,
+def simulate_network(x, width: int, depth: int, init: str = "he", *, weights_seed: int = 0,
              targets_seed: int = 0, n_outputs: int = DEFAULT_N_OUTPUTS,
              chunk_size: int | None = None, dtype="float64", device="auto") -> NormRatioArrays:
     """The shared core: a fresh network (from ``weights_seed``) applied to inputs ``x``."""
@@ -257,7 +258,7 @@ def norm_ratio_arrays(width: int, depth: int, n_samples: int, input_dim: int,
     ws = seed if weights_seed is None else weights_seed
     ds = seed if data_seed is None else data_seed
     x = gaussian_inputs(n_samples, input_dim, ds)
-    return simulate(x, width, depth, init, weights_seed=ws, targets_seed=ds,
+    return simulate_network(x, width, depth, init, weights_seed=ws, targets_seed=ds,
                     n_outputs=n_outputs, chunk_size=chunk_size, dtype=dtype, device=device)
 
 
@@ -290,7 +291,7 @@ def norm_ratios_for_inputs(X, width: int, depth: int, init: str = "he", seed: in
     """
     ws = seed if weights_seed is None else weights_seed
     ds = seed if data_seed is None else data_seed
-    return simulate(X, width, depth, init, weights_seed=ws, targets_seed=ds,
+    return simulate_network(X, width, depth, init, weights_seed=ws, targets_seed=ds,
                     n_outputs=n_outputs, chunk_size=chunk_size, dtype=dtype,
                     device=device).to_frame(include_sample)
 
