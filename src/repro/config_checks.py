@@ -92,7 +92,7 @@ def _check_model(where: str, run: dict, limit: tuple[int, str]) -> None:
     widths = spec.get("widths")
     if name == "simplecnn" and widths is not None and len(widths) != 2:
         raise ConfigError(f"{where}.model.widths: {widths} has {len(widths)} values; simplecnn takes 2 "
-                          "(channels of its two convolution pairs)")
+                          "(allowed: 2 widths, the channels of its two convolution pairs)")
     if name == "resnet":
         if "depth" in spec and "blocks_per_stage" in spec:
             raise ConfigError(f"{where}.model.depth: {spec['depth']} and blocks_per_stage "

@@ -81,7 +81,8 @@ def fit_problem(spec: dict, dataset: str) -> str | None:
     name, (c, side, _) = spec["name"], INPUT_SHAPES[dataset]
     if name == "simplecnn" and ((side - 2) // 2 - 2) // 2 < 1:
         return (f"{spec} does not fit {dataset} inputs of shape {INPUT_SHAPES[dataset]}: two valid "
-                f"3x3 convolutions and two 2x2 pools need images of at least 10x10")
+                f"3x3 convolutions and two 2x2 pools need images of at least 10x10 (allowed: "
+                f"a dataset of 10x10 images or more, or mlp, resnet, vgg)")
     if name == "resnet" and spec.get("downsample") == "avgpool" and side < 2 ** (len(_widths(spec)) - 1):
         return f"{spec} does not fit {dataset} inputs of shape {INPUT_SHAPES[dataset]}: too many 2x2 pools"
     return None
