@@ -99,6 +99,7 @@ def expand_runs(config: dict) -> dict[tuple[str, str], dict]:
         err = availability_error(exp["dataset"], data_root, config.get("download", False))
         if err:
             raise ConfigError(f"{where}.dataset: {err}")
+        check(exp, subschema("experiment"), where, fill=False)  # experiment-level keys named without a run
         check_experiment(where, exp)
         seen, resolved_runs = {}, []
         for label, overrides in _expand(name, exp):
