@@ -10,9 +10,7 @@ from repro.breakeven_analysis import (
     run_rows,
 )
 
-if not config.get("breakeven"):
-    config["breakeven"] = {}
-validate(config["breakeven"], "../schemas/breakeven.schema.yaml")
+# settings: validated once in common.smk (repro.settings; `analysis:` overrides included)
 
 BREAKEVEN = f"{RESULTS}/metrics/breakeven"
 BREAKEVEN_TABLES = f"{RESULTS}/tables/breakeven"

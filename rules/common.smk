@@ -1,27 +1,25 @@
 # The run table and the small get_* functions that decide which files a rule needs.
 import os
 
-from snakemake.utils import validate
-
 from repro.config import (
     ConfigError,
-    describe_schema_error,
-    expand_runs,
+    parse_config,
     run_table,
     snapshot_epochs,
 )
 from repro.report_pages import CATEGORIES, OVERVIEW
 
-# read before heinit.smk fills in an empty `heinit:` section with the defaults
-HEINIT_ON = config.get("heinit") is not None
+# a `heinit:` section, even an empty one (= the defaults), turns paper C on
+HEINIT_ON = "heinit" in config
+# the files Snakemake read the config from, re-read strictly (a key given twice)
+CONFIG_FILES = workflow.config_settings.configfiles or [
+    os.path.join(workflow.basedir, "config.yaml")
+]
 
 try:
-    validate(config, "../schemas/config.schema.yaml")
-    RUNS = expand_runs(config)
-except (WorkflowError, ConfigError) as error:
-    raise WorkflowError(
-        f"Invalid configuration: {describe_schema_error(error)}"
-    ) from None
+    RUNS = parse_config(config, CONFIG_FILES)
+except ConfigError as error:
+    raise WorkflowError(f"Invalid configuration: {error}") from None
 
 PAPERS = ["iterative", "minima", "heinit", "breakeven"]
 RESULTS = "results"

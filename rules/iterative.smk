@@ -4,10 +4,7 @@
 # The logic deciding which files are needed lives in repro.iterative_analysis.
 from repro import iterative_analysis as ia
 
-validate(config.setdefault("iterative", {}), "../schemas/iterative.schema.yaml")
-for _exp in {e for e, _ in ia.paper_runs(RUNS)}:
-    # an experiment's `analysis:` overrides must give valid settings too
-    validate(ia.experiment_settings(config, _exp), "../schemas/iterative.schema.yaml")
+# settings: validated once in common.smk (repro.settings; `analysis:` overrides included)
 
 ITER_METRICS = f"{RESULTS}/metrics/iterative"
 ITER_TABLES = f"{RESULTS}/tables/iterative"

@@ -9,7 +9,7 @@
 # `analysis:` object; both reach the jobs through params, so changing them never retrains.
 import repro.minima_analysis as minima_lib
 
-validate(config.setdefault("minima", {}), "../schemas/minima.schema.yaml")
+# settings: validated once in common.smk (repro.settings; `analysis:` blocks included)
 try:
     MINIMA = minima_lib.Workflow(config, RUNS, RESULTS)
 except ConfigError as error:

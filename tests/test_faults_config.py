@@ -10,10 +10,9 @@ import copy
 import pytest
 import yaml
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
 from conftest import CONFIGS, snakemake
-from repro.config import SCHEMA_PATH, ConfigError, describe_schema_error, expand_runs
+from repro.config import ConfigError, parse_config
 
 GOOD = yaml.safe_load((CONFIGS / "tiny.yaml").read_text())
 TINY = GOOD["experiments"]["tiny"]
@@ -23,10 +22,9 @@ def check(config):
     """What rules/common.smk does at parse time: schema (with defaults), then run expansion,
     every problem turned into the one line the user sees."""
     try:
-        validate(config, str(SCHEMA_PATH))
-        return expand_runs(config)
-    except (WorkflowError, ConfigError) as error:
-        raise ConfigError(f"Invalid configuration: {describe_schema_error(error)}") from None
+        return parse_config(config)
+    except ConfigError as error:
+        raise ConfigError(f"Invalid configuration: {error}") from None
 
 
 def with_experiment(**changes):

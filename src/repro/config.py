@@ -1,10 +1,12 @@
-"""From a validated config to the run table: one row per training run, readable ids.
+"""From a configuration to the run table: one row per training run, readable ids.
 
-The schema (schemas/config.schema.yaml) checks types and allowed values; this module
-checks what a schema cannot: every expanded run again (grid values are checked like
-hand-written ones), duplicate run names, architectures that do not fit the data, and
-datasets that are missing while offline. Every problem is a ``ConfigError`` naming the
-key, the bad value and what is allowed, raised while Snakemake parses the workflow, so
+:func:`parse_config` is the one parse-time entry point (rules/common.smk): duplicate keys
+in the files, then one validation against the one schema (repro.settings: normalising,
+defaults), then every expanded run checked again (grid values and `set:` overrides like
+hand-written ones) for what a schema cannot say: schedules that do not mean what they
+say, duplicates, models that do not fit the data or the machine, sizes beyond the data,
+and datasets missing while offline. Every problem is a ``ConfigError`` naming the key
+path, the bad value and what is allowed, raised while Snakemake parses the workflow, so
 no job starts on a bad config.
 """
 
@@ -12,46 +14,34 @@ from __future__ import annotations
 
 import copy
 import itertools
-import math
 import re
-from pathlib import Path
 
-import jsonschema
 import pandas as pd
-import yaml
 
+from . import config_sizes as sizes
+from .config_sizes import INPUT_SHAPES, NUM_CLASSES  # noqa: F401 - re-exported (iterative_analysis)
 from .data import availability_error
+from .config_checks import check_analysis_sizes, check_experiment, check_run
+from .settings import (SCHEMA_DIR, ConfigError, check, check_config_file, normalise_config, short, subschema,
+                       validate_config)
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
+SCHEMA_PATH = SCHEMA_DIR / "config.schema.yaml"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,79}$")
-INPUT_SHAPES = {"mnist5k": (1, 28, 28), "digits": (1, 8, 8), "mnist": (1, 28, 28),
-                "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32), "cifar100": (3, 32, 32)}
-NUM_CLASSES = {"cifar100": 100}
-# training examples before any train_size subset: embedded sets are split by test_fraction
-# (stratified per class, so a few examples either way), torchvision sets have an official split
-EMBEDDED_SIZES = {"mnist5k": 5000, "digits": 1797}
-OFFICIAL_TRAIN_SIZES = {"mnist": 60000, "fashion_mnist": 60000, "cifar10": 50000, "cifar100": 50000}
 SHORT_KEYS = {"lr": "lr", "batch_size": "bs", "momentum": "mom", "weight_decay": "wd"}
 
-
-class ConfigError(ValueError):
-    """A configuration problem, with the key, the value and what is allowed."""
+__all__ = ["ConfigError", "SCHEMA_PATH", "parse_config", "expand_runs", "run_config", "run_table",
+           "run_models", "snapshot_epochs", "describe_schema_error", "load_schema"]
 
 
 def load_schema() -> dict:
-    return yaml.safe_load(SCHEMA_PATH.read_text())
+    from .settings import load_schema as _load
+
+    return _load("config")
 
 
 def describe_schema_error(error: Exception) -> str:
-    """One line for a schema violation wrapped by snakemake.utils.validate: key, value, rule."""
-    exc = error
-    while exc is not None and not isinstance(exc, jsonschema.ValidationError):
-        exc = exc.__cause__ or exc.__context__
-    if exc is None:
-        return str(error)
-    path = ".".join(str(p) for p in exc.absolute_path) or "(top level)"
-    allowed = exc.schema.get("description") if exc.validator in ("pattern", "not") else None
-    return f"{path}: {exc.message}" + (f" (allowed: {allowed})" if allowed else "")
+    """The one line of a ConfigError (kept for callers of the former two-step check)."""
+    return str(error)
 
 
 def _set_dotted(d: dict, key: str, value) -> None:
@@ -96,65 +86,67 @@ def _check_name(where: str, name: str) -> None:
                           "'.', '_', '+', '-' (no '/', '..', spaces or shell characters)")
 
 
-def _validate_experiment(where: str, exp: dict, schema: dict) -> None:
-    sub = {"$defs": schema["$defs"], "$ref": "#/$defs/experiment"}
-    try:
-        jsonschema.Draft202012Validator(sub).validate(exp)
-    except jsonschema.ValidationError as exc:
-        path = ".".join(str(p) for p in exc.absolute_path)
-        raise ConfigError(f"{where}.{path}: {exc.message}") from None
+def expand_runs(config: dict) -> dict[tuple[str, str], dict]:
+    """{(experiment, run): resolved run config}, every run checked; raises ConfigError.
+
+    `config` has been through :func:`repro.settings.validate_config` (defaults filled)."""
+    runs: dict[tuple[str, str], dict] = {}
+    data_root = config.get("data_root", "data")
+    limit = sizes.memory_limit(config)
+    for name, exp in config["experiments"].items():
+        where = f"experiments.{name}"
+        _check_name("experiments", name)
+        err = availability_error(exp["dataset"], data_root, config.get("download", False))
+        if err:
+            raise ConfigError(f"{where}.dataset: {err}")
+        check(exp, subschema("experiment"), where, fill=False)  # experiment-level keys named without a run
+        check_experiment(where, exp)
+        seen, resolved_runs = {}, []
+        for label, overrides in _expand(name, exp):
+            resolved = copy.deepcopy({k: v for k, v in exp.items() if k not in ("grid", "runs", "seeds")})
+            for key, value in overrides.items():
+                _set_dotted(resolved, key, value)
+            here = f"{where} (run {label})"
+            resolved = check(resolved, subschema("experiment"), here, fill=False)
+            check_run(here, resolved, data_root, limit)
+            resolved_runs.append(resolved)
+            for seed in exp.get("seeds", [0]):
+                run = f"{label}_s{seed}"
+                _check_name(where, run)
+                if run in seen:
+                    raise ConfigError(f"{where}: duplicate run name {run!r} (from {seen[run]} and {label!r}); "
+                                      "give explicit runs distinct names")
+                seen[run] = label
+                runs[(name, run)] = {**resolved, "seed": seed, "experiment": name, "run": run}
+        _check_snapshots_used(where, exp, resolved_runs)
+    return runs
 
 
-def _check_model(where: str, exp: dict, checked: dict) -> None:
-    """Build the model on the meta device (no memory, no real init) and run a fake batch.
-
-    Each distinct (model, dataset) pair is checked once: a paper config has thousands of
-    runs but a handful of architectures.
-    """
-    import json
-
-    import torch
-
-    from .models import build_model
-
-    key = json.dumps([exp["model"], exp["dataset"]], sort_keys=True)
-    if key not in checked:
-        shape = INPUT_SHAPES[exp["dataset"]]
-        try:
-            with torch.device("meta"):
-                model = build_model(exp["model"], shape, NUM_CLASSES.get(exp["dataset"], 10))
-                model.eval()(torch.zeros(2, *shape))
-            checked[key] = None
-        except Exception as exc:  # noqa: BLE001 - any build failure is a config error
-            checked[key] = f"{exp['model']} does not fit {exp['dataset']} inputs of shape {shape}: {exc}"
-    if checked[key]:
-        raise ConfigError(f"{where}.model: {checked[key]}")
+def _check_snapshots_used(where: str, exp: dict, resolved_runs: list[dict]) -> None:
+    """A snapshot epoch beyond every run's epochs would silently never be taken."""
+    at = (exp.get("snapshots") or {}).get("at") or []
+    longest = max(r["train"]["epochs"] for r in resolved_runs)
+    late = [e for e in at if e > longest]
+    if late:
+        raise ConfigError(f"{where}.snapshots.at: {short(late)} lie beyond the longest run's train.epochs "
+                          f"({longest}) and would never be taken (allowed: epochs <= {longest}; a run shorter "
+                          "than another skips the snapshots past its own end)")
 
 
-def _max_train_examples(exp: dict) -> int:
-    """An upper bound on the run's training-set size (known without loading the data)."""
-    name = exp["dataset"]
-    if name in EMBEDDED_SIZES:
-        n = math.ceil(EMBEDDED_SIZES[name] * (1 - exp.get("test_fraction", 0.2))) + NUM_CLASSES.get(name, 10)
-    else:
-        n = OFFICIAL_TRAIN_SIZES[name]
-    return min(n, exp.get("train_size") or n)
+def parse_config(config: dict, config_files=()) -> dict[tuple[str, str], dict]:
+    """Everything checked at parse time, in order; the config is normalised and its defaults
+    filled in place. Returns the run table of :func:`expand_runs`."""
+    for path in config_files:
+        check_config_file(path)
+    given = copy.deepcopy(normalise_config(config))
+    validate_config(config)
+    runs = expand_runs(config)
+    check_analysis_sizes(config, given, runs)
+    return runs
 
 
-def _check_train(where: str, exp: dict) -> None:
-    """Settings that cannot work: a batch larger than the training set (every epoch would
-    take 0 steps and the run would 'complete' untrained); a stop check without a target."""
-    train = exp["train"]
-    schedule = train.get("batch_schedule") or {}
-    batches = [train["batch_size"]] + [schedule[k] for k in ("low", "high") if k in schedule]
-    batches += list(schedule.get("values", []))
-    n = _max_train_examples(exp)
-    if max(batches) > n:
-        raise ConfigError(f"{where}.train.batch_size: {max(batches)} is larger than the training set "
-                          f"({exp['dataset']}, at most {n} examples); use a batch size <= {n}")
-    if train.get("stop_checks_per_epoch", 1) != 1 and train.get("stop_at_train_loss") is None:
-        raise ConfigError(f"{where}.train.stop_checks_per_epoch: {train['stop_checks_per_epoch']} has no "
-                          "effect without train.stop_at_train_loss; set a target loss or remove it")
+def run_config(config: dict, experiment: str, run: str) -> dict:
+    return expand_runs(config)[(experiment, run)]
 
 
 def snapshot_epochs(exp: dict) -> list[float]:
@@ -169,39 +161,6 @@ def snapshot_epochs(exp: dict) -> list[float]:
     points = {round(e + i / per, 6) for e in range(dense) for i in range(per)}
     points |= {float(e) for e in range(0, epochs + 1, every)} | {float(epochs)}
     return sorted(p for p in points if p <= epochs)
-
-
-def expand_runs(config: dict) -> dict[tuple[str, str], dict]:
-    """{(experiment, run): resolved run config}, every run checked; raises ConfigError."""
-    schema = load_schema()
-    runs: dict[tuple[str, str], dict] = {}
-    checked_models: dict[str, str | None] = {}
-    for name, exp in config["experiments"].items():
-        where = f"experiments.{name}"
-        _check_name("experiments", name)
-        err = availability_error(exp["dataset"], config.get("data_root", "data"), config.get("download", False))
-        if err:
-            raise ConfigError(f"{where}.dataset: {err}")
-        seen = set()
-        for label, overrides in _expand(name, exp):
-            resolved = copy.deepcopy({k: v for k, v in exp.items() if k not in ("grid", "runs", "seeds")})
-            for key, value in overrides.items():
-                _set_dotted(resolved, key, value)
-            _validate_experiment(f"{where} (run {label})", resolved, schema)
-            _check_model(f"{where} (run {label})", resolved, checked_models)
-            _check_train(f"{where} (run {label})", resolved)
-            for seed in exp.get("seeds", [0]):
-                run = f"{label}_s{seed}"
-                _check_name(where, run)
-                if run in seen:
-                    raise ConfigError(f"{where}: duplicate run name {run!r}; give explicit runs distinct names")
-                seen.add(run)
-                runs[(name, run)] = {**resolved, "seed": seed, "experiment": name, "run": run}
-    return runs
-
-
-def run_config(config: dict, experiment: str, run: str) -> dict:
-    return expand_runs(config)[(experiment, run)]
 
 
 def run_table(runs: dict[tuple[str, str], dict]) -> pd.DataFrame:
