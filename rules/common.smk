@@ -10,7 +10,8 @@ from repro.config import (
     run_table,
     snapshot_epochs,
 )
-from repro.report_pages import CATEGORIES, OVERVIEW
+from repro import papers as paper_registry
+from repro.report_pages import OVERVIEW
 
 # read before heinit.smk fills in an empty `heinit:` section with the defaults
 HEINIT_ON = config.get("heinit") is not None
@@ -23,7 +24,9 @@ except (WorkflowError, ConfigError) as error:
         f"Invalid configuration: {describe_schema_error(error)}"
     ) from None
 
-PAPERS = ["iterative", "minima", "heinit", "breakeven"]
+PAPERS = list(paper_registry.KEYS)
+# each paper's section in `snakemake --report` (the papers' report() flags use it)
+CATEGORIES = {p.key: p.category for p in paper_registry.PAPERS}
 RESULTS = "results"
 RESULTS_FOLDERS = [
     "runs",
