@@ -7,7 +7,9 @@ from repro.report_pages import paper_settings
 REPORT_PAPERS = [paper for paper in PAPERS if get_paper_targets(paper)]
 # the paper-scale config, read at every scale for one thing: Table 1's parameter counts
 # need no training, so the comparison counts the paper's architectures from this file
-PAPER_CONFIG = os.path.join(os.path.dirname(workflow.main_snakefile), "configs", "paper.yaml")
+PAPER_CONFIG = os.path.join(
+    os.path.dirname(workflow.main_snakefile), "configs", "paper.yaml"
+)
 # added to rule all: the comparison and one page per paper
 REPORT_TARGETS = [f"{RESULTS}/tables/paper_comparison.csv"] + [
     f"{RESULTS}/report/{paper}.html" for paper in REPORT_PAPERS
