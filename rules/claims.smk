@@ -5,6 +5,11 @@ from repro.report_pages import paper_settings
 
 # papers this configuration builds: those with targets
 REPORT_PAPERS = [paper for paper in PAPERS if get_paper_targets(paper)]
+# the paper-scale config, read at every scale for one thing: Table 1's parameter counts
+# need no training, so the comparison counts the paper's architectures from this file
+PAPER_CONFIG = os.path.join(
+    os.path.dirname(workflow.main_snakefile), "configs", "paper.yaml"
+)
 # added to rule all: the comparison and one page per paper
 REPORT_TARGETS = [f"{RESULTS}/tables/paper_comparison.csv"] + [
     f"{RESULTS}/report/{paper}.html" for paper in REPORT_PAPERS
@@ -34,6 +39,7 @@ rule claims:
 rule paper_comparison:
     input:
         **paper_comparison.input_tables(REPORT_PAPERS, RESULTS),
+        **({"paper_config": PAPER_CONFIG} if "iterative" in REPORT_PAPERS else {}),
     output:
         csv=f"{RESULTS}/tables/paper_comparison.csv",
         md=report(
@@ -49,16 +55,6 @@ rule paper_comparison:
         "../envs/repro.yaml"
     params:
         enabled=REPORT_PAPERS,
-        # Table 1's parameter counts need no training: the paper's architectures, counted
-        architectures=lambda wildcards: (
-            paper_comparison.paper_architectures(
-                os.path.join(
-                    os.path.dirname(workflow.main_snakefile), "configs/paper.yaml"
-                )
-            )
-            if "iterative" in REPORT_PAPERS
-            else {}
-        ),
     script:
         "../scripts/paper_comparison.py"
 
@@ -72,7 +68,7 @@ rule paper_page:
         report(
             f"{RESULTS}/report/{{paper}}.html",
             caption="../report/paper_page.rst",
-            category=lambda wildcards: CATEGORIES[wildcards.paper],
+            category=lambda wildcards: paper_registry.get(wildcards.paper).category,
             subcategory="Summary",
         ),
     log:

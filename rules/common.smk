@@ -7,7 +7,8 @@ from repro.config import (
     run_table,
     snapshot_epochs,
 )
-from repro.report_pages import CATEGORIES, OVERVIEW
+from repro import papers as paper_registry
+from repro.report_pages import OVERVIEW
 
 # a `heinit:` section, even an empty one (= the defaults), turns paper C on
 HEINIT_ON = "heinit" in config
@@ -21,7 +22,9 @@ try:
 except ConfigError as error:
     raise WorkflowError(f"Invalid configuration: {error}") from None
 
-PAPERS = ["iterative", "minima", "heinit", "breakeven"]
+PAPERS = list(paper_registry.KEYS)
+# each paper's section in `snakemake --report` (the papers' report() flags use it)
+CATEGORIES = {p.key: p.category for p in paper_registry.PAPERS}
 RESULTS = "results"
 RESULTS_FOLDERS = [
     "runs",

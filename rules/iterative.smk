@@ -1,22 +1,23 @@
 # Paper A, "Residual Connections Encourage Iterative Inference": the `iterative` target.
 # Per run: final-model block measurements and snapshot measurements (never retrain);
 # then tidy tables, figures and claims (results/{tables,figures}/iterative, results/claims).
-# The logic deciding which files are needed lives in repro.iterative_analysis.
-from repro import iterative_analysis as ia
+# The logic deciding which files are needed lives in repro.iterative.plan (no torch),
+# imported as `ia` (the name the settings validation below uses).
+from repro.iterative import plan as ia
 
 # settings: validated once in common.smk (repro.settings; `analysis:` overrides included)
 
 ITER_METRICS = f"{RESULTS}/metrics/iterative"
 ITER_TABLES = f"{RESULTS}/tables/iterative"
 ITER_FIGURES = f"{RESULTS}/figures/iterative"
-ITER_CATEGORY = CATEGORIES["iterative"]
+ITER_CATEGORY = ia.PAPER.category
 ITER_RUNS = ia.paper_runs(RUNS)
 
 
 rule iterative_model_metrics:
     input:
-        model=f"{RESULTS}/runs/{{experiment}}/{{run}}/model.pt",
-        status=f"{RESULTS}/runs/{{experiment}}/{{run}}/status.json",
+        model=f"{run_dir('{experiment}', '{run}')}/model.pt",
+        status=f"{run_dir('{experiment}', '{run}')}/status.json",
     output:
         blocks=f"{ITER_METRICS}/{{experiment}}/{{run}}/blocks.csv",
         drop=f"{ITER_METRICS}/{{experiment}}/{{run}}/drop.csv",
@@ -47,8 +48,8 @@ rule iterative_model_metrics:
 
 rule iterative_snapshot_metrics:
     input:
-        snapshots=f"{RESULTS}/runs/{{experiment}}/{{run}}/snapshots",
-        status=f"{RESULTS}/runs/{{experiment}}/{{run}}/status.json",
+        snapshots=f"{run_dir('{experiment}', '{run}')}/snapshots",
+        status=f"{run_dir('{experiment}', '{run}')}/status.json",
     output:
         heads=f"{ITER_METRICS}/{{experiment}}/{{run}}/heads.csv",
         init=f"{ITER_METRICS}/{{experiment}}/{{run}}/init.csv",
@@ -107,8 +108,8 @@ rule iterative_tables:
         runtime=10,
         gpu=0,
     params:
-        # the run configs, not ia.run_record: counting a model's parameters builds it, too
-        # slow for every DAG build at paper scale; the job computes the records
+        # the run configs, not measure.run_record: counting a model's parameters builds it,
+        # too slow for every DAG build at paper scale; the job computes the records
         runs=lambda wildcards: [RUNS[key] for key in ITER_RUNS],
     script:
         "../scripts/iterative_tables.py"
@@ -200,9 +201,9 @@ rule iterative_claims:
         "../scripts/iterative_claims.py"
 
 
-PAPER_TARGETS["iterative"] = (
-    [f"{RESULTS}/claims/iterative.csv", f"{ITER_TABLES}/table1.tex"]
-    + expand(f"{ITER_TABLES}/{{name}}.{{ext}}", name=ia.TABLES, ext=["csv", "md"])
-    + expand(f"{ITER_FIGURES}/{{name}}.{{ext}}", name=ia.FIGURES, ext=["png", "pdf"])
+PAPER_TARGETS[ia.PAPER.key] = (
+    list(rules.iterative_claims.output)
+    + list(rules.iterative_tables.output)
+    + list(rules.iterative_figures.output)
 )
-CLAIM_PAPERS.append("iterative")
+CLAIM_PAPERS.append(ia.PAPER.key)

@@ -1,7 +1,7 @@
 """Paper A: claims A1-A7 tested on the tidy tables (rule iterative_claims)."""
 from pathlib import Path
 
-from repro.iterative_analysis import write_claims
+from repro.iterative.claims import write_claims
 from repro.jobs import start_job
 
 log = start_job(snakemake)

@@ -1,8 +1,8 @@
 """Paper A: figures from the tidy tables (rule iterative_figures)."""
 from pathlib import Path
 
-from repro.iterative_analysis import read_tables
-from repro.iterative_plots import make_figures
+from repro.iterative.figures import make_figures
+from repro.iterative.tables import read_tables
 from repro.jobs import start_job
 
 log = start_job(snakemake)

@@ -1,6 +1,7 @@
 """Paper A: block measurements of one run's final model (rule iterative_model_metrics)."""
 from repro.gpus import job_device
-from repro.iterative_analysis import MODEL_TABLES, run_model_metrics
+from repro.iterative.measure import run_model_metrics
+from repro.iterative.plan import MODEL_TABLES
 from repro.jobs import start_job
 
 log = start_job(snakemake)

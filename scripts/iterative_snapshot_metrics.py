@@ -1,6 +1,7 @@
 """Paper A: intermediate heads over training and init diagnostics of one run (rule iterative_snapshot_metrics)."""
 from repro.gpus import job_device
-from repro.iterative_analysis import SNAPSHOT_TABLES, run_snapshot_metrics
+from repro.iterative.measure import run_snapshot_metrics
+from repro.iterative.plan import SNAPSHOT_TABLES
 from repro.jobs import start_job
 
 log = start_job(snakemake)

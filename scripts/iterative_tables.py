@@ -1,7 +1,9 @@
 """Paper A: every run's measurements -> tidy tables and Table 1 (rule iterative_tables)."""
 from pathlib import Path
 
-from repro.iterative_analysis import MODEL_TABLES, SNAPSHOT_TABLES, aggregate, run_record
+from repro.iterative.measure import run_record
+from repro.iterative.plan import MODEL_TABLES, SNAPSHOT_TABLES
+from repro.iterative.tables import aggregate
 from repro.jobs import start_job
 
 log = start_job(snakemake)

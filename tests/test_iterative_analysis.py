@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,13 +17,15 @@ import torch
 import yaml
 
 from repro import blocks
-from repro import iterative_analysis as ia
+from repro.iterative import claims as it_claims
+from repro.iterative import measure, plan
+from repro.iterative import tables as it_tables
 from repro.data import load_dataset
 from repro.models import PreActResNet
 from repro.train import _model_payload
 from repro import io
 
-SCHEMA = ia.Path(__file__).resolve().parents[1] / "schemas" / "iterative.schema.yaml"
+SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "iterative.schema.yaml"
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -30,28 +33,38 @@ def _threads(one_thread):
     """Every test here runs on one thread (see conftest.one_thread)."""
 
 
-def test_schema_defaults_equal_library_defaults_and_overrides_merge():
+def test_settings_defaults_are_the_schema_defaults_and_overrides_merge():
     from snakemake.utils import validate
 
     filled = {}
     validate(filled, str(SCHEMA))
-    assert filled == ia.DEFAULTS
-    merged = ia.settings_for({"unroll": {"steps": 5}, "n_shuffles": 1}, {"unroll": {"scales": [0.5]}})
+    assert filled == plan.defaults()
+    merged = plan.settings_for({"unroll": {"steps": 5}, "n_shuffles": 1}, {"unroll": {"scales": [0.5]}})
     assert merged["unroll"] == {"steps": 5, "scales": [0.5]}
-    assert merged["n_shuffles"] == 1 and merged["borderline"] == ia.DEFAULTS["borderline"]
-    assert ia.DEFAULTS["unroll"]["steps"] == 20  # the merge never mutates the defaults
-    assert set(ia.MODEL_KEYS) | set(ia.SNAPSHOT_KEYS) | {"measure_variants", "gpu", "mem_mb"} == set(yaml.safe_load(
+    assert merged["n_shuffles"] == 1 and merged["borderline"] == plan.defaults()["borderline"]
+    assert plan.defaults()["unroll"]["steps"] == 20  # the merge never mutates the defaults
+    assert set(plan.MODEL_KEYS) | set(plan.SNAPSHOT_KEYS) | {"measure_variants", "gpu", "mem_mb"} == set(yaml.safe_load(
         SCHEMA.read_text())["properties"])
+
+
+def test_plan_imports_no_torch():
+    """rules/iterative.smk imports repro.iterative.plan while the DAG is built: no torch."""
+    import subprocess
+    import sys
+
+    code = "import sys, repro.iterative.plan; print('torch' in sys.modules, 'matplotlib' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False False"
 
 
 def test_run_ids_and_variants():
     cfg = dict(experiment="e", run="ubn_s12", seed=12, dataset="digits",
                model=dict(name="resnet", widths=[4], blocks_per_stage=3, shared_blocks=2, downsample="none"),
                train=dict(epochs=1))
-    assert ia.run_ids(cfg) == dict(experiment="e", run="ubn_s12", seed=12, label="ubn", variant="UBN")
-    assert ia.variant_of({"shared_blocks": 2, "shared_bn": "naive"}) == "naive"
-    assert ia.variant_of({"name": "resnet"}) == "unshared"
-    record = ia.run_record(cfg)
+    assert plan.run_ids(cfg) == dict(experiment="e", run="ubn_s12", seed=12, label="ubn", variant="UBN")
+    assert plan.variant_of({"shared_blocks": 2, "shared_bn": "naive"}) == "naive"
+    assert plan.variant_of({"name": "resnet"}) == "unshared"
+    record = measure.run_record(cfg)
     model = PreActResNet(1, 10, widths=(4,), blocks_per_stage=3, shared_blocks=2, downsample="none")
     assert record["params"] == sum(p.numel() for p in model.parameters())
 
@@ -81,20 +94,20 @@ def tiny_run(tmp_path_factory, digits):
     return d, cfg, model
 
 
-SETTINGS = ia.settings_for({"max_examples": 120, "batch_size": 50, "n_shuffles": 2,
+SETTINGS = plan.settings_for({"max_examples": 120, "batch_size": 50, "n_shuffles": 2,
                             "unroll": {"steps": 2, "scales": [1.0, 0.5]}})
 
 
 def test_run_model_metrics_tables_match_the_block_functions(tiny_run, digits, tmp_path):
     d, cfg, model = tiny_run
-    outputs = {name: str(tmp_path / f"{name}.csv") for name in ia.MODEL_TABLES}
-    ia.run_model_metrics(d / "model.pt", d / "status.json", cfg, SETTINGS, outputs)
+    outputs = {name: str(tmp_path / f"{name}.csv") for name in plan.MODEL_TABLES}
+    measure.run_model_metrics(d / "model.pt", d / "status.json", cfg, SETTINGS, outputs)
     tables = {name: pd.read_csv(path) for name, path in outputs.items()}
     for frame in tables.values():
-        assert list(frame.columns[:5]) == ia.ID_COLUMNS
+        assert list(frame.columns[:5]) == plan.ID_COLUMNS
         assert (frame["label"] == "unshared").all() and (frame["seed"] == 0).all()
     # the same subset the analysis uses -> the same numbers as calling repro.blocks directly
-    batches = ia.split_batches(digits, SETTINGS)
+    batches = measure.split_batches(digits, SETTINGS)
     assert sum(len(y) for _, y in batches["test"]) == 120
     expected = blocks.block_metrics(model, batches["test"])
     b = tables["blocks"]
@@ -108,7 +121,7 @@ def test_run_model_metrics_tables_match_the_block_functions(tiny_run, digits, tm
     u = tables["unroll"]
     assert set(u.scale) == {1.0, 0.5} and set(u.step) == {0, 1, 2}
     # step 0 of the unrolling is the network itself: its train loss equals the plain evaluation
-    x, y = ia.subset(digits.x_train, digits.y_train, 120, 0)
+    x, y = measure.subset(digits.x_train, digits.y_train, 120, 0)
     with torch.no_grad():
         plain = torch.nn.functional.cross_entropy(model(x), y).item()
     step0 = u[(u.split == "train") & (u.group == "all") & (u.metric == "loss") & (u.step == 0)]["value"]
@@ -122,12 +135,12 @@ def test_snapshot_metrics_heads_and_init(tiny_run, digits, tmp_path):
     for e in ("e0", "e1"):
         (snaps / f"{e}.pt").write_bytes((d / "model.pt").read_bytes())
         (snaps / f"{e}.pt.sha256").write_bytes((d / "model.pt.sha256").read_bytes())
-    outputs = {name: str(tmp_path / f"{name}.csv") for name in ia.SNAPSHOT_TABLES}
-    ia.run_snapshot_metrics(snaps, d / "status.json", cfg, SETTINGS, [0.0, 1.0], None, outputs)
+    outputs = {name: str(tmp_path / f"{name}.csv") for name in plan.SNAPSHOT_TABLES}
+    measure.run_snapshot_metrics(snaps, d / "status.json", cfg, SETTINGS, [0.0, 1.0], None, outputs)
     heads = pd.read_csv(outputs["heads"])
     assert set(heads.epoch) == {0.0, 1.0} and set(heads.position) == {0, 1, 2}
     acc = heads[(heads.metric == "accuracy") & (heads.split == "test") & (heads.epoch == 1.0)]
-    x, y = ia.subset(digits.x_test, digits.y_test, 120, 0)
+    x, y = measure.subset(digits.x_test, digits.y_test, 120, 0)
     with torch.no_grad():
         full = (model(x).argmax(1) == y).double().mean().item()
     assert acc[acc.position == 2]["value"].item() == pytest.approx(full)  # last head = the network
@@ -141,8 +154,8 @@ def test_diverged_run_is_skipped_with_a_visible_reason(tiny_run, tmp_path):
     d, cfg, _ = tiny_run
     status = tmp_path / "status.json"
     io.atomic_write_json(status, dict(status="diverged", stop_reason="loss nan at epoch 1, step 3"))
-    outputs = {name: str(tmp_path / f"{name}.csv") for name in ia.MODEL_TABLES}
-    ia.run_model_metrics(d / "model.pt", status, cfg, SETTINGS, outputs)
+    outputs = {name: str(tmp_path / f"{name}.csv") for name in plan.MODEL_TABLES}
+    measure.run_model_metrics(d / "model.pt", status, cfg, SETTINGS, outputs)
     for path in outputs.values():
         frame = pd.read_csv(path)
         assert frame["metric"].tolist() == ["skipped"] and frame["value"].isna().all()
@@ -151,7 +164,7 @@ def test_diverged_run_is_skipped_with_a_visible_reason(tiny_run, tmp_path):
 
 def test_non_finite_values_become_missing_with_a_reason():
     frame = pd.DataFrame(dict(metric=["a", "b", "c"], value=[1.0, np.inf, np.nan]))
-    out = ia._mark_missing(frame, "overflow")
+    out = it_tables.mark_missing(frame, "overflow")
     assert out["value"].isna().tolist() == [False, True, True]
     assert out["note"].tolist() == ["", "overflow", "overflow"]
 
@@ -208,7 +221,7 @@ def hand_tables(first_ratio=(2.0, 3.0), cos_last=(-0.2, -0.4), drop_first=(0.5, 
 
 
 def test_claims_on_hand_made_tables_hold_with_hand_computed_values():
-    claims = {c.id: c for c in ia.evaluate_claims(hand_tables())}
+    claims = {c.id: c for c in it_claims.evaluate_claims(hand_tables())}
     assert set(claims) == {"A1", "A2", "A3", "A4a", "A4b", "A5", "A6", "A7"}
     assert all(c.paper == "A" for c in claims.values())
     assert claims["A1"].value == pytest.approx(-0.05) and claims["A1"].verdict == "holds"
@@ -225,7 +238,7 @@ def test_claims_on_hand_made_tables_hold_with_hand_computed_values():
 
 def test_claims_fail_or_are_inconclusive_when_they_should():
     bad = hand_tables(first_ratio=(0.5, 0.9), cos_last=(0.3, 0.1), drop_first=(0.05, 0.05), border_first=(1.0, 1.0))
-    claims = {c.id: c for c in ia.evaluate_claims(bad)}
+    claims = {c.id: c for c in it_claims.evaluate_claims(bad)}
     assert claims["A1"].verdict == "fails" and claims["A1"].value == pytest.approx(0.2)
     assert claims["A2"].verdict == "fails" and claims["A2"].value == pytest.approx(0.7 - 1.0)
     assert claims["A3"].verdict == "fails" and claims["A3"].value == pytest.approx(-0.05)
@@ -233,7 +246,7 @@ def test_claims_fail_or_are_inconclusive_when_they_should():
     # every run skipped: no number, inconclusive, never "holds"
     skipped = {k: v.iloc[0:0] for k, v in hand_tables().items()}
     skipped["runs"] = hand_tables()["runs"].assign(status="diverged")
-    for claim in ia.evaluate_claims(skipped):
+    for claim in it_claims.evaluate_claims(skipped):
         assert claim.verdict == "inconclusive" and claim.value is None, claim
         assert "Skipped (not completed)" in claim.note
 
@@ -241,13 +254,13 @@ def test_claims_fail_or_are_inconclusive_when_they_should():
 def test_aggregate_writes_tidy_tables_and_table1(tmp_path):
     t = hand_tables()
     per_run = {}
-    for name in ia.MODEL_TABLES + ia.SNAPSHOT_TABLES:
+    for name in plan.MODEL_TABLES + plan.SNAPSHOT_TABLES:
         path = tmp_path / f"{name}_in.csv"
         t[name].to_csv(path, index=False)
         per_run[name] = [path]
     records, histories, statuses = [], [], []
     for i, r in t["runs"].iterrows():
-        record = {k: r[k] for k in ia.ID_COLUMNS + ["dataset", "architecture", "params", "epochs"]}
+        record = {k: r[k] for k in plan.ID_COLUMNS + ["dataset", "architecture", "params", "epochs"]}
         records.append(record)
         h = tmp_path / f"h{i}.csv"
         pd.DataFrame(dict(epoch=[0, 1], step=[0, 5], train_loss=[2.0, 0.1], train_acc=[0.1, 1 - r.train_error / 100],
@@ -259,8 +272,8 @@ def test_aggregate_writes_tidy_tables_and_table1(tmp_path):
         histories.append(h)
         statuses.append(s)
     out = tmp_path / "tables"
-    ia.aggregate(per_run, histories, statuses, records, out)
-    for name in ia.TABLES:
+    it_tables.aggregate(per_run, histories, statuses, records, out)
+    for name in plan.TABLES:
         assert (out / f"{name}.csv").exists() and (out / f"{name}.md").exists()
     t1 = pd.read_csv(out / "table1.csv")
     naive = t1[t1.variant == "naive"].iloc[0]
@@ -273,6 +286,6 @@ def test_aggregate_writes_tidy_tables_and_table1(tmp_path):
     curves = pd.read_csv(out / "curves.csv")
     err = curves[(curves.metric == "error") & (curves.split == "test") & (curves.epoch == 1)]
     assert len(err) == 6 and set(curves.columns) >= {"experiment", "run", "seed", "epoch", "step", "metric", "value"}
-    claims = ia.write_claims(out, tmp_path / "claims.csv")
+    claims = it_claims.write_claims(out, tmp_path / "claims.csv")
     assert list(claims.columns) == ["id", "paper", "statement", "statistic", "threshold", "value", "verdict", "note"]
     assert "naive_s1 (diverged)" in claims.set_index("id").loc["A4b", "note"]

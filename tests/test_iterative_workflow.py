@@ -11,7 +11,7 @@ import pytest
 
 from conftest import CONFIGS, planned_jobs, snakemake
 from repro.claims import COLUMNS, VERDICTS
-from repro.iterative_analysis import FIGURES, TABLES
+from repro.iterative.plan import FIGURES, TABLES
 
 TARGET = ("--", "iterative")
 

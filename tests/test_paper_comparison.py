@@ -13,7 +13,7 @@ import yaml
 from conftest import CONFIGS, planned_jobs, snakemake
 from repro import paper_comparison as pc
 from repro.breakeven_analysis import RUN_KEYS
-from repro.claims import Claim, to_frame, write_claims
+from repro.claims import Claim, collect, per_group, to_frame, write_claims
 from repro.heinit.tables import PER_LAYER_COLUMNS
 from repro.minima_analysis import SCHEDULE_COLUMNS
 from repro.report_pages import paper_page
@@ -197,6 +197,36 @@ def test_claims_markdown_has_a_tally_per_paper_and_names_unexplained_verdicts(tm
     lines = [line.replace(" ", "") for line in head.splitlines()]
     assert "|A|2|1|1|0|" in lines and "|C|1|0|0|1|" in lines and "|all|3|1|1|1|" in lines
     assert "fail or are inconclusive: A2." in head   # C1 has its note
+
+
+def test_claims_collect_writes_every_paper_as_its_id(tmp_path):
+    """Claims files that still name a paper by its key ("minima") or already by its id."""
+    to_frame([Claim("B1", "minima", "s", "st", "< 0", -0.1, "holds")]).to_csv(tmp_path / "b.csv", index=False)
+    to_frame([Claim("A1", "A", "s", "st", "< 0", 0.1, "fails", "why")]).to_csv(tmp_path / "a.csv", index=False)
+    (tmp_path / "empty.csv").write_text("")
+    table = collect([tmp_path / "b.csv", tmp_path / "a.csv", tmp_path / "empty.csv"])
+    assert list(table["paper"]) == ["B", "A"] and list(table["id"]) == ["B1", "A1"]
+    (tmp_path / "x.csv").write_text(to_frame([Claim("X1", "nopaper", "s", "st", "< 0", 0.1, "fails")])
+                                    .to_csv(index=False))
+    with pytest.raises(KeyError, match="unknown paper 'nopaper'"):
+        collect([tmp_path / "x.csv"])
+
+
+def test_per_group_suffixes_ids_only_when_there_are_several_groups():
+    def evaluate(frame, op):
+        value = float(frame["v"].max())
+        return [Claim("B1", "B", "s", "max v", "< 0", value, "holds" if value < 0 else "fails", f"{len(frame)} rows"),
+                Claim(f"B2{op}", "B", "s", "n", "> 0", float(len(frame)), "holds")]
+
+    two = pd.DataFrame({"group": ["mnist", "digits", "mnist"], "v": [-1.0, 2.0, -3.0]})
+    claims = per_group(two, "group", evaluate, op="x")
+    assert [c.id for c in claims] == ["B1[mnist]", "B2x[mnist]", "B1[digits]", "B2x[digits]"]
+    assert [c.value for c in claims] == [-1.0, 2.0, 2.0, 1.0]       # each group on its own rows
+    assert [c.verdict for c in claims][::2] == ["holds", "fails"]
+    one = two[two["group"] == "mnist"]
+    assert [c.id for c in per_group(one, "group", evaluate, "x")] == ["B1", "B2x"]
+    assert [c.value for c in per_group(two.drop(columns="group"), "group", evaluate, "x")] == [2.0, 3.0]
+    assert [c.id for c in per_group(two.iloc[0:0], "group", lambda f, op: [], "x")] == []
 
 
 def test_paper_page_shows_claims_comparison_and_settings():

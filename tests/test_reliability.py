@@ -200,7 +200,7 @@ def digits():
 
 
 def test_nan_block_metrics_are_missing_with_a_reason_not_numbers(tmp_path, digits, one_thread):
-    from repro import iterative_analysis as ia
+    from repro.iterative import measure, plan
     from repro.train import _model_payload
 
     spec = dict(name="resnet", widths=[4, 8], blocks_per_stage=2)
@@ -208,11 +208,11 @@ def test_nan_block_metrics_are_missing_with_a_reason_not_numbers(tmp_path, digit
                                                                                            batch_size=64))
     io.save_torch(_model_payload(nan_model(spec, digits), cfg, digits), tmp_path / "model.pt")
     io.atomic_write_json(tmp_path / "status.json", dict(status="completed", stop_reason="max_epochs"))
-    settings = ia.settings_for({"max_examples": 60, "batch_size": 60, "n_shuffles": 1,
+    settings = plan.settings_for({"max_examples": 60, "batch_size": 60, "n_shuffles": 1,
                                 "borderline": {"last_blocks": 2, "threshold": 0.1},
                                 "unroll": {"steps": 1, "scales": [1.0]}})
-    outputs = {name: str(tmp_path / f"{name}.csv") for name in ia.MODEL_TABLES}
-    ia.run_model_metrics(tmp_path / "model.pt", tmp_path / "status.json", cfg, settings, outputs)
+    outputs = {name: str(tmp_path / f"{name}.csv") for name in plan.MODEL_TABLES}
+    measure.run_model_metrics(tmp_path / "model.pt", tmp_path / "status.json", cfg, settings, outputs)
     for name, path in outputs.items():
         frame = pd.read_csv(path)
         nan = frame[frame.value.isna()]

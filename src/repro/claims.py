@@ -1,6 +1,7 @@
 """The claims registry: each paper claim as a measured statistic against a fixed threshold.
 
-A paper's analysis module returns a list of :class:`Claim` records; the ``claims`` rule
+:class:`Claim` is the one claim record of every paper (``paper`` = the paper's id "A".."D"
+from :mod:`repro.papers`). A paper's claims module returns a list of them; the ``claims`` rule
 writes them all to results/claims.csv and results/claims.md. Thresholds are fixed in the
 code (chosen from the paper or theory before looking at our numbers) and written beside
 the value, so a reader sees exactly what was tested. A claim whose data are missing
@@ -10,15 +11,16 @@ the value, so a reader sees exactly what was tested. A claim whose data are miss
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
 
+from . import papers
 from .io import atomic_write_text
 
 VERDICTS = ("holds", "fails", "inconclusive")
-PAPER_IDS = {"iterative": "A", "minima": "B", "heinit": "C", "breakeven": "D"}
 COLUMNS = ["id", "paper", "statement", "statistic", "threshold", "value", "verdict", "note"]
 
 
@@ -47,6 +49,22 @@ def compare(value: float | None, op: str, threshold: float) -> str:
     return "holds" if ok else "fails"
 
 
+def per_group(frame: pd.DataFrame, column: str, evaluate: Callable[..., list[Claim]], *args,
+              **kwargs) -> list[Claim]:
+    """The claims `evaluate(part, *args, **kwargs)` within each group of `frame[column]`.
+
+    Why: a claim compares like with like, so runs of different groups (e.g. datasets)
+    are tested separately. With one group (or none, or no `column`) the claims of the
+    whole frame keep their ids; with several, each group's claims are evaluated on its
+    rows alone and their ids get the suffix "[group]", groups in order of appearance.
+    """
+    groups = list(dict.fromkeys(frame[column])) if len(frame) and column in frame else []
+    if len(groups) <= 1:
+        return evaluate(frame, *args, **kwargs)
+    return [replace(claim, id=f"{claim.id}[{group}]")
+            for group in groups for claim in evaluate(frame[frame[column] == group], *args, **kwargs)]
+
+
 def to_frame(claims: list[Claim]) -> pd.DataFrame:
     return pd.DataFrame([asdict(c) for c in claims], columns=COLUMNS)
 
@@ -57,7 +75,8 @@ def collect(paths) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=COLUMNS)
     table = pd.concat(frames, ignore_index=True)[COLUMNS]
-    table["paper"] = table["paper"].astype(str).map(lambda p: PAPER_IDS.get(p, p))  # one spelling: A-D
+    # one spelling, the id "A".."D": papers that still write their key get it mapped
+    table["paper"] = table["paper"].astype(str).map(lambda p: papers.get(p).id)
     return table
 
 

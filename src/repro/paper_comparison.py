@@ -22,16 +22,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import papers
 from .io import atomic_write_text
 
-PAPER_KEYS = {"A": "iterative", "B": "minima", "C": "heinit", "D": "breakeven"}
 PARAMS_EXPERIMENT = "iterative_resnets_c10"  # configs/paper.yaml: the Table 1 architectures
-TITLES = {
-    "A": "A. Residual connections encourage iterative inference",
-    "B": "B. Three factors influencing minima in SGD",
-    "C": "C. Over-parameterization at initialization (He init)",
-    "D": "D. The break-even point",
-}
 # name -> path under results/ of every table read here, per paper (the rule's inputs)
 INPUTS = {
     "iterative": {"iterative_table1": "tables/iterative/table1.csv",
@@ -398,7 +392,7 @@ def compare_rows(tables: dict[str, pd.DataFrame], enabled) -> pd.DataFrame:
         row = dict(paper=ref["paper"], experiment=ref["experiment"], quantity=ref["quantity"],
                    setting=ref["setting"], paper_value=ref["paper_value"], our_value=np.nan, our_sd=np.nan,
                    our_n=0, scale="not run", our_setting="", note="", source=ref["ref"])
-        if PAPER_KEYS[ref["paper"]] not in enabled:
+        if papers.get(ref["paper"]).key not in enabled:
             row["note"] = f"paper {ref['paper']} is not in this configuration"
         elif ref["source"] in missing:
             row["note"] = "table(s) not available: " + ", ".join(missing[ref["source"]])
@@ -454,15 +448,16 @@ def markdown(table: pd.DataFrame) -> str:
     for paper in sorted(table["paper"].unique()):
         shown = display(table[table["paper"] == paper])
         shown = shown.apply(lambda col: col.astype(str).str.replace("|", r"\|", regex=False))
-        lines += [f"## {TITLES[paper]}", "", shown.to_markdown(index=False, disable_numparse=True), ""]
+        lines += [f"## {papers.get(paper).title}", "", shown.to_markdown(index=False, disable_numparse=True), ""]
     return "\n".join(lines)
 
 
-def write_comparison(paths: dict[str, str], enabled, csv_path, md_path, architectures=None) -> pd.DataFrame:
-    """The comparison from the paper tables at `paths` (+ the paper's architectures to count)."""
+def write_comparison(paths: dict[str, str], enabled, csv_path, md_path, paper_config=None) -> pd.DataFrame:
+    """The comparison from the paper tables at `paths`, plus the parameter counts of the
+    Table 1 architectures in `paper_config` (configs/paper.yaml) when it is given."""
     tables = read_tables(paths)
-    if architectures:
-        tables["architecture_params"] = architecture_params(architectures)
+    if paper_config:
+        tables["architecture_params"] = architecture_params(paper_architectures(paper_config))
     table = compare_rows(tables, enabled)
     atomic_write_text(csv_path, table.to_csv(index=False))
     atomic_write_text(md_path, markdown(table))

@@ -2,8 +2,9 @@
 
 Why: the report shows Markdown and CSV files only as downloads, HTML inline; so each
 paper's section opens with a page of its claims verdicts, its numbers beside the paper's
-and the settings it ran with. CATEGORIES names the report sections; every report() flag
-of a paper should use its entry, so a paper's figures, tables and page share one section.
+and the settings it ran with. A paper's report section is its `category` in
+:mod:`repro.papers`; every report() flag of a paper uses it, so a paper's figures, tables
+and page share one section. OVERVIEW is the section of what belongs to no one paper.
 """
 
 from __future__ import annotations
@@ -14,16 +15,11 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from .claims import PAPER_IDS, tally
+from . import papers
+from .claims import tally
 from .io import atomic_write_text
-from .paper_comparison import TITLES, display
+from .paper_comparison import display
 
-CATEGORIES = {
-    "iterative": "A. Iterative inference",
-    "minima": "B. Three factors (minima)",
-    "heinit": "C. He initialization",
-    "breakeven": "D. Break-even point",
-}
 OVERVIEW = "Overview"
 
 STYLE = """<style>
@@ -80,13 +76,13 @@ def _settings_section(runs: pd.DataFrame, settings: dict) -> str:
 
 def paper_page(paper: str, claims: pd.DataFrame, comparison: pd.DataFrame, runs: pd.DataFrame,
                settings: dict) -> str:
-    """The page of one paper (paper = iterative | minima | heinit | breakeven)."""
-    pid = PAPER_IDS[paper]
-    claims = claims[claims["paper"] == pid]
-    comparison = comparison[comparison["paper"] == pid]
+    """The page of one paper (paper = its key: iterative | minima | heinit | breakeven)."""
+    entry = papers.get(paper)
+    claims = claims[claims["paper"] == entry.id]
+    comparison = comparison[comparison["paper"] == entry.id]
     runs = runs[runs["paper"] == paper] if "paper" in runs else runs.iloc[0:0]
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'>{STYLE}</head><body>"
-            f"<h1>{html.escape(TITLES[pid])}</h1>" + _claims_section(claims) + _comparison_section(comparison)
+            f"<h1>{html.escape(entry.title)}</h1>" + _claims_section(claims) + _comparison_section(comparison)
             + _settings_section(runs, settings) + "</body></html>\n")
 
 
