@@ -567,3 +567,13 @@ def test_plan_checks_memorization_and_breaking_roles():
         mp.plan(brk, expand_runs(brk))
     brk["experiments"]["minima_g"]["runs"][1]["set"]["train.lr"] = 0.2
     assert len(mp.plan(brk, expand_runs(brk))["breaking"]) == 2
+
+
+def test_plan_module_does_not_import_torch_or_matplotlib():
+    """rules/minima.smk imports repro.minima.plan while the DAG is built: no torch, no plotting."""
+    import subprocess
+    import sys
+
+    code = "import sys, repro.minima.plan; print('torch' in sys.modules, 'matplotlib' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False False"
