@@ -56,7 +56,7 @@ from ..io import atomic_write_text
 from ..runs import same_ratio, same_value, within_half_grid_step
 from ..stats import larger_has_lower, pair_closeness, partial_spearman, spearman
 from .plan import PAPER
-from .tables import _fmt, _size_key, memo_wide, runs_wide, schedule_summary
+from .tables import fmt, size_key, memo_wide, runs_wide, schedule_summary
 
 PAPER_ID = PAPER.id
 
@@ -132,14 +132,14 @@ def _group_sharpness_claims(wide: pd.DataFrame) -> list[Claim]:
         verdict = compare(rho, op, threshold) if enough else "inconclusive"
         why = ("" if enough else f"needs >= 4 matched runs over >= 3 eta/S values, have {len(m)} over {n_ratios}; ")
         partial = partial_spearman(m.lr_over_batch, m[metric], m.train_loss) if len(m) else math.nan
-        note = why + (f"{n} matched runs, {n_ratios} eta/S values, p = {_fmt(p, 2)}; {loss_range}; "
-                      f"partial rho given that loss = {_fmt(partial, 2)}")
+        note = why + (f"{n} matched runs, {n_ratios} eta/S values, p = {fmt(p, 2)}; {loss_range}; "
+                      f"partial rho given that loss = {fmt(partial, 2)}")
         if excluded:
             note += f"; {excluded}"
         if verdict == "fails":
             spread = m.groupby("lr_over_batch")[metric].std().mean()
-            note += (f". Fails at our scale: over the grid {name} spans {_fmt(m[metric].min())}–"
-                     f"{_fmt(m[metric].max())}, with an sd of {_fmt(spread)} among runs of equal eta/S; the paper's "
+            note += (f". Fails at our scale: over the grid {name} spans {fmt(m[metric].min())}–"
+                     f"{fmt(m[metric].max())}, with an sd of {fmt(spread)} among runs of equal eta/S; the paper's "
                      "grid (FashionMNIST MLP, configs/paper.yaml) has not been run")
         return Claim(cid, PAPER_ID, statement, f"Spearman rho(eta/S, {name})", f"{op} {threshold}",
                      None if math.isnan(rho) else round(rho, 4), verdict, note)
@@ -156,8 +156,8 @@ def _group_sharpness_claims(wide: pd.DataFrame) -> list[Claim]:
                                    ("B3b", "test_acc", "test accuracy", False)):
         me, ms, ratio = pair_closeness(equal, step, metric, log) if len(m) else (math.nan,) * 3
         verdict = compare(ratio, "<", 1.0)
-        note = (f"mean |diff| {_fmt(me)} over {len(equal)} equal-eta/S pairs vs {_fmt(ms)} over {len(step)} pairs "
-                f"one grid step (eta/S x{_fmt(factor)}) apart, pairs within a seed")
+        note = (f"mean |diff| {fmt(me)} over {len(equal)} equal-eta/S pairs vs {fmt(ms)} over {len(step)} pairs "
+                f"one grid step (eta/S x{fmt(factor)}) apart, pairs within a seed")
         lower, counted = larger_has_lower(equal, "lr", metric)
         if counted:
             note += (f"; within equal-eta/S pairs the run with the larger eta has the lower {name.split()[-1]} "
@@ -207,8 +207,8 @@ def schedule_claims(finals: pd.DataFrame) -> list[Claim]:
             loss_note = ""
             cyc_loss = max(cbs.train_loss.iloc[0], clr.train_loss.iloc[0])
             if const.train_loss.min() > 2 * cyc_loss:
-                loss_note = (f"; the constants end at a higher train loss ({_fmt(const.train_loss.min())} vs "
-                             f"<= {_fmt(cyc_loss)} for the cycles): part of the gap may be convergence, not noise")
+                loss_note = (f"; the constants end at a higher train loss ({fmt(const.train_loss.min())} vs "
+                             f"<= {fmt(cyc_loss)} for the cycles): part of the gap may be convergence, not noise")
             note = (f"worse cycle {100 * cyc_min:.2f}% vs best constant {best_const.schedule} "
                     f"{100 * best_const['mean']:.2f}%" + loss_note)
             value = round(margin, 5)
@@ -294,8 +294,8 @@ def _group_interpolation_claims(sides: pd.DataFrame, offset: float) -> list[Clai
     where = f"train loss at alpha = -{offset:g} and 1 + {offset:g}"
 
     def describe(frame):
-        return "; ".join(f"{r.pair}: rises {_fmt(r.rise_a)} (a, eta/S {r.a_lr_over_batch:.3g}) / {_fmt(r.rise_b)} "
-                         f"(b, eta/S {r.b_lr_over_batch:.3g}), end losses {_fmt(r.loss_a)} / {_fmt(r.loss_b)}"
+        return "; ".join(f"{r.pair}: rises {fmt(r.rise_a)} (a, eta/S {r.a_lr_over_batch:.3g}) / {fmt(r.rise_b)} "
+                         f"(b, eta/S {r.b_lr_over_batch:.3g}), end losses {fmt(r.loss_a)} / {fmt(r.loss_b)}"
                          + (f" [{r.note}]" if r.note else "") for r in frame.itertuples())
 
     if len(diff) and diff.ratio.notna().all():
@@ -313,8 +313,8 @@ def _group_interpolation_claims(sides: pd.DataFrame, offset: float) -> list[Clai
         num, den = float(equal.log_ratio.abs().max()), float(diff.log_ratio.abs().min())
         value = num / den if den > 0 else math.inf
         verdict = compare(value, "<", 1.0)
-        note = (f"max |log rise ratio| over {len(equal)} equal-eta/S pair(s) {_fmt(num)}, min over {len(diff)} "
-                f"differing pair(s) {_fmt(den)}; equal pairs: {describe(equal)}")
+        note = (f"max |log rise ratio| over {len(equal)} equal-eta/S pair(s) {fmt(num)}, min over {len(diff)} "
+                f"differing pair(s) {fmt(den)}; equal pairs: {describe(equal)}")
     else:
         value, verdict = math.nan, "inconclusive"
         note = ("needs equal-eta/S and differing-eta/S pairs with the loss rising beside every end"
@@ -351,9 +351,9 @@ def memorization_claims(table: pd.DataFrame | None) -> list[Claim]:
         note = ("" if enough else f"needs >= 4 runs over >= 3 eta/S values reaching the target, have {len(ok)} over "
                 f"{n_ratios}; ")
         note += (f"target {100 * g.target_train_acc.iloc[0]:.1f}% accuracy on the noisy labels; {len(ok)} runs, "
-                 f"p = {_fmt(p, 2)}")
+                 f"p = {fmt(p, 2)}")
         if len(ok):
-            note += (f"; epochs to target {_fmt(ok.epoch_at_level.min())}–{_fmt(ok.epoch_at_level.max())}, "
+            note += (f"; epochs to target {fmt(ok.epoch_at_level.min())}–{fmt(ok.epoch_at_level.max())}, "
                      f"test accuracy at target {100 * ok.test_acc_at_level.min():.1f}–"
                      f"{100 * ok.test_acc_at_level.max():.1f}%")
         if n_div:
@@ -391,7 +391,7 @@ def breaking_claims(summary: pd.DataFrame | None) -> list[Claim]:
     for group in groups:
         g = summary[summary.group == group]
         sizes = (g.drop_duplicates("experiment")[["experiment", "train_size", "breaking_beta", "censored"]]
-                 .assign(size_key=lambda d: d.train_size.map(_size_key)).sort_values("size_key"))
+                 .assign(size_key=lambda d: d.train_size.map(size_key)).sort_values("size_key"))
         desc = "; ".join(f"{'full' if r.size_key == math.inf else int(r.train_size)}: "
                          + ("undefined" if math.isnan(r.breaking_beta) else
                             (">= " if r.censored else "") + f"{r.breaking_beta:g}") for r in sizes.itertuples())

@@ -17,7 +17,7 @@ from matplotlib.lines import Line2D
 from matplotlib.transforms import blended_transform_factory
 
 from ..figures import empty_axes, pyplot, save_figure
-from .tables import SCHEDULE_ORDER, _size_key, memo_wide, runs_wide, schedule_kind
+from .tables import SCHEDULE_ORDER, size_key, memo_wide, runs_wide, schedule_kind
 
 RATIO_LABEL = "η/S  (learning rate / batch size, per example)"
 
@@ -340,7 +340,7 @@ def plot_breaking(runs: pd.DataFrame, summary: pd.DataFrame, tolerance: float, s
     if summary.empty:
         empty_axes(ax, "no breaking-point runs at this scale\n(role: breaking: configs/paper.yaml)")
     else:
-        exps = list(summary.drop_duplicates("experiment").assign(size_key=lambda d: d.train_size.map(_size_key))
+        exps = list(summary.drop_duplicates("experiment").assign(size_key=lambda d: d.train_size.map(size_key))
                     .sort_values("size_key").experiment)
         pal = dict(zip(exps, sns.color_palette("colorblind", len(exps))))
         trans = blended_transform_factory(ax.transData, ax.transAxes)
@@ -348,7 +348,7 @@ def plot_breaking(runs: pd.DataFrame, summary: pd.DataFrame, tolerance: float, s
             s = summary[summary.experiment == exp].sort_values("beta")
             r = runs[runs.experiment == exp]
             size = s.train_size.iloc[0]
-            label = f"train size {'full' if _size_key(size) == math.inf else int(size)}"
+            label = f"train size {'full' if size_key(size) == math.inf else int(size)}"
             colour = pal[exp]
             ax.plot(s.beta, 100 * s.mean_test_acc, "-o", color=colour, label=label)
             ok = r[r.status == "completed"]

@@ -94,7 +94,8 @@ def runs_wide(table: pd.DataFrame) -> pd.DataFrame:
     return wide.sort_values(["group", "lr_over_batch", "lr", "seed"]).reset_index(drop=True)
 
 
-def _fmt(value, digits=3) -> str:
+def fmt(value, digits=3) -> str:
+    """`value` with `digits` significant digits for Markdown; "" for a missing value."""
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}g}"
 
 
@@ -106,13 +107,13 @@ def runs_markdown(table: pd.DataFrame) -> str:
     if wide.empty:
         return "\n".join(lines + ["_No minima runs._", ""])
     out = pd.DataFrame({
-        "group": wide.group, "experiment": wide.experiment, "run": wide.run, "eta": wide.lr.map(_fmt), "S": wide.batch_size,
+        "group": wide.group, "experiment": wide.experiment, "run": wide.run, "eta": wide.lr.map(fmt), "S": wide.batch_size,
         "eta/S": wide.lr_over_batch.map(lambda v: f"{v:.3g}"), "equal eta/S set": wide.equal_ratio.map({True: "yes", False: ""}),
         "status": [s if s != "completed" else ("matched" if m else "completed, not matched")
                    for s, m in zip(wide.status, wide.matched)],
-        "epochs": wide.epoch, "target": wide.target_loss.map(_fmt), "train loss": wide.train_loss.map(_fmt),
-        "lambda_max": wide.lambda_max.map(_fmt),
-        "Tr(H) ± se": [f"{_fmt(t)} ± {_fmt(s, 2)}" if not math.isnan(t) else "" for t, s in
+        "epochs": wide.epoch, "target": wide.target_loss.map(fmt), "train loss": wide.train_loss.map(fmt),
+        "lambda_max": wide.lambda_max.map(fmt),
+        "Tr(H) ± se": [f"{fmt(t)} ± {fmt(s, 2)}" if not math.isnan(t) else "" for t, s in
                        zip(wide.hessian_trace, wide.hessian_trace_stderr)],
         "test acc": wide.test_acc.map(lambda v: "" if math.isnan(v) else f"{100 * v:.2f}%"),
         "note": wide.note})
@@ -150,11 +151,11 @@ def interpolation_markdown(table: pd.DataFrame) -> str:
         rows.append({"pair": pair,
                      "a (alpha=0)": f"{first.a_experiment}/{first.a_run} (eta/S {first.a_lr_over_batch:.3g})",
                      "b (alpha=1)": f"{first.b_experiment}/{first.b_run} (eta/S {first.b_lr_over_batch:.3g})",
-                     "train loss a": _fmt(val(0, "train", "loss")), "train loss b": _fmt(val(1, "train", "loss")),
-                     "max train loss, 0<=alpha<=1": _fmt(inner.max() if len(inner) else math.nan),
-                     "train loss alpha=-1": _fmt(val(-1, "train", "loss")),
-                     "train loss alpha=2": _fmt(val(2, "train", "loss")),
-                     "test acc a": _fmt(val(0, "test", "accuracy")), "test acc b": _fmt(val(1, "test", "accuracy")),
+                     "train loss a": fmt(val(0, "train", "loss")), "train loss b": fmt(val(1, "train", "loss")),
+                     "max train loss, 0<=alpha<=1": fmt(inner.max() if len(inner) else math.nan),
+                     "train loss alpha=-1": fmt(val(-1, "train", "loss")),
+                     "train loss alpha=2": fmt(val(2, "train", "loss")),
+                     "test acc a": fmt(val(0, "test", "accuracy")), "test acc b": fmt(val(1, "test", "accuracy")),
                      "note": "; ".join(sorted(set(n for n in g.note.fillna("") if n)))})
     return "\n".join(lines + [pd.DataFrame(rows).to_markdown(index=False), ""])
 
@@ -286,9 +287,9 @@ def schedules_markdown(finals: pd.DataFrame, experiments: dict) -> str:
             row = {"schedule": r.schedule, "runs": f"{r.n}" + (f" (+{r.n_missing} missing)" if r.n_missing else ""),
                    "test acc (%)": "" if math.isnan(r["mean"]) else
                    f"{100 * r['mean']:.2f} ± {100 * r.sd:.2f}" if not math.isnan(r.sd) else f"{100 * r['mean']:.2f}",
-                   "final train loss": _fmt(r.train_loss), "mean eta/S": f"{r.mean_lr_over_batch:.3g}"}
+                   "final train loss": fmt(r.train_loss), "mean eta/S": f"{r.mean_lr_over_batch:.3g}"}
             if paper:
-                row[f"paper (%){' — ' + setting if setting else ''}"] = _fmt(paper.get(r.variant), 4)
+                row[f"paper (%){' — ' + setting if setting else ''}"] = fmt(paper.get(r.variant), 4)
             rows.append(row)
         lines += [f"## {exp}", "", pd.DataFrame(rows).to_markdown(index=False), ""]
     return "\n".join(lines)
@@ -388,9 +389,9 @@ def memorization_markdown(table: pd.DataFrame, level: float) -> str:
                                   ""])
     out = pd.DataFrame({
         "noise": wide.label_noise.map(lambda v: f"{100 * v:g}%"), "momentum": wide.momentum, "run": wide.run,
-        "eta": wide.lr.map(_fmt), "S": wide.batch_size, "eta/S": wide.lr_over_batch.map(lambda v: f"{v:.3g}"),
+        "eta": wide.lr.map(fmt), "S": wide.batch_size, "eta/S": wide.lr_over_batch.map(lambda v: f"{v:.3g}"),
         "status": wide.status, "target train acc": wide.target_train_acc.map(lambda v: f"{100 * v:.1f}%"),
-        "epoch at target": wide.epoch_at_level.map(_fmt),
+        "epoch at target": wide.epoch_at_level.map(fmt),
         "test acc at target": wide.test_acc_at_level.map(lambda v: "" if math.isnan(v) else f"{100 * v:.2f}%"),
         "final train acc": wide.final_train_acc.map(lambda v: "" if math.isnan(v) else f"{100 * v:.2f}%"),
         "final test acc": wide.final_test_acc.map(lambda v: "" if math.isnan(v) else f"{100 * v:.2f}%"),
@@ -430,7 +431,8 @@ BREAK_COLUMNS = ["group", "experiment", "train_size", "beta", "lr", "batch_size"
                  "sd_test_acc", "reference_acc", "drop", "within_tolerance", "breaking_beta", "censored", "note"]
 
 
-def _size_key(size) -> float:
+def size_key(size) -> float:
+    """Sort key of a train size: no size (the full training set) sorts last."""
     return math.inf if size is None or (isinstance(size, float) and math.isnan(size)) else float(size)
 
 
@@ -499,8 +501,8 @@ def breaking_markdown(summary: pd.DataFrame, tolerance: float) -> str:
         return "\n".join(lines + ["_No breaking-point runs at this scale (role: breaking; see configs/paper.yaml)._",
                                   ""])
     out = pd.DataFrame({
-        "train size": summary.train_size.map(lambda v: "full" if _size_key(v) == math.inf else f"{int(v)}"),
-        "experiment": summary.experiment, "beta": summary.beta.map(_fmt), "eta": summary.lr.map(_fmt),
+        "train size": summary.train_size.map(lambda v: "full" if size_key(v) == math.inf else f"{int(v)}"),
+        "experiment": summary.experiment, "beta": summary.beta.map(fmt), "eta": summary.lr.map(fmt),
         "S": summary.batch_size, "seeds": summary.n,
         "test acc (%)": [("" if math.isnan(m) else f"{100 * m:.2f}" + ("" if math.isnan(s) else f" ± {100 * s:.2f}"))
                          for m, s in zip(summary.mean_test_acc, summary.sd_test_acc)],
