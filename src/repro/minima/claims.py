@@ -42,7 +42,6 @@ Claims (thresholds fixed before looking at our numbers, from the paper's stateme
   max |log(r_a / r_b)| over equal-eta/S pairs / min |log ratio| over differing pairs < 1.
 """
 
-
 from __future__ import annotations
 
 import itertools
@@ -56,7 +55,7 @@ from ..io import atomic_write_text
 from ..runs import same_ratio, same_value, within_half_grid_step
 from ..stats import larger_has_lower, pair_closeness, partial_spearman, spearman
 from .plan import PAPER
-from .tables import fmt, size_key, memo_wide, runs_wide, schedule_summary
+from .tables import fmt, memo_wide, runs_wide, schedule_summary, size_key
 
 PAPER_ID = PAPER.id
 
@@ -430,6 +429,7 @@ def minima_claims(runs_csv, schedules_csv, memorization_csv=None, breaking_csv=N
 
 def write_claims(runs_csv, schedules_csv, out_csv, memorization_csv=None, breaking_csv=None, interpolation_csv=None,
                  side_offset: float = 0.25) -> pd.DataFrame:
+    """Rule minima_claims: :func:`minima_claims` written to results/claims/minima.csv."""
     frame = minima_claims(runs_csv, schedules_csv, memorization_csv, breaking_csv, interpolation_csv, side_offset)
     atomic_write_text(out_csv, frame.to_csv(index=False))
     return frame

@@ -17,7 +17,7 @@ from matplotlib.lines import Line2D
 from matplotlib.transforms import blended_transform_factory
 
 from ..figures import empty_axes, pyplot, save_figure
-from .tables import SCHEDULE_ORDER, size_key, memo_wide, runs_wide, schedule_kind
+from .tables import SCHEDULE_ORDER, memo_wide, runs_wide, schedule_kind, size_key
 
 RATIO_LABEL = "η/S  (learning rate / batch size, per example)"
 
