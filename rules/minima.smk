@@ -7,11 +7,11 @@
 # has no such experiment (claims B5/B6 are then inconclusive).
 # Settings: top-level `minima:` (schemas/minima.schema.yaml) and each minima_* experiment's
 # `analysis:` object; both reach the jobs through params, so changing them never retrains.
-import repro.minima_analysis as minima_lib
+import repro.minima.plan as minima_plan
 
 # settings: validated once in common.smk (repro.settings; `analysis:` blocks included)
 try:
-    MINIMA = minima_lib.Workflow(config, RUNS, RESULTS)
+    MINIMA = minima_plan.Workflow(config, RUNS, RESULTS, run_dir)
 except ConfigError as error:
     raise WorkflowError(f"Invalid configuration: {error}") from None
 
@@ -19,44 +19,13 @@ MINIMA_METRICS = f"{RESULTS}/metrics/minima"
 MINIMA_TABLES = f"{RESULTS}/tables/minima"
 MINIMA_FIGURES = f"{RESULTS}/figures/minima"
 MINIMA_CATEGORY = CATEGORIES["minima"]
-
-
-MINIMA_OUTPUTS = {
-    "runs": f"{MINIMA_TABLES}/runs.csv",
-    "runs_md": f"{MINIMA_TABLES}/runs.md",
-    "interpolation": f"{MINIMA_TABLES}/interpolation.csv",
-    "interpolation_md": f"{MINIMA_TABLES}/interpolation.md",
-    "schedules": f"{MINIMA_TABLES}/schedules.csv",
-    "schedules_md": f"{MINIMA_TABLES}/schedules.md",
-    "schedule_curves": f"{MINIMA_TABLES}/schedule_curves.csv",
-    "memorization": f"{MINIMA_TABLES}/memorization.csv",
-    "memorization_md": f"{MINIMA_TABLES}/memorization.md",
-    "breaking": f"{MINIMA_TABLES}/breaking.csv",
-    "breaking_md": f"{MINIMA_TABLES}/breaking.md",
-    "claims": f"{RESULTS}/claims/minima.csv",
-}
-MINIMA_FIGURE_NAMES = [
-    "sharpness_vs_ratio",
-    "accuracy_vs_ratio",
-    "accuracy_heatmap",
-    "interpolation",
-    "schedules",
-    "memorization",
-    "breaking",
-]
-
-PAPER_TARGETS["minima"] = list(MINIMA_OUTPUTS.values()) + [
-    f"{MINIMA_FIGURES}/{name}.{ext}"
-    for name in MINIMA_FIGURE_NAMES
-    for ext in ("png", "pdf")
-]
 CLAIM_PAPERS.append("minima")
 
 
 rule minima_sharpness:
     input:
-        model=f"{RESULTS}/runs/{{experiment}}/{{run}}/model.pt",
-        status=f"{RESULTS}/runs/{{experiment}}/{{run}}/status.json",
+        model=f"{run_dir('{experiment}', '{run}')}/model.pt",
+        status=f"{run_dir('{experiment}', '{run}')}/status.json",
     output:
         f"{MINIMA_METRICS}/sharpness/{{experiment}}/{{run}}.json",
     log:
@@ -112,9 +81,9 @@ rule minima_runs_table:
     input:
         MINIMA.sharpness_files,
     output:
-        csv=MINIMA_OUTPUTS["runs"],
+        csv=f"{MINIMA_TABLES}/runs.csv",
         md=report(
-            MINIMA_OUTPUTS["runs_md"],
+            f"{MINIMA_TABLES}/runs.md",
             caption="../report/minima_runs.rst",
             category=MINIMA_CATEGORY,
             subcategory="Tables",
@@ -135,7 +104,7 @@ rule minima_runs_table:
 
 rule minima_ratio_figures:
     input:
-        MINIMA_OUTPUTS["runs"],
+        rules.minima_runs_table.output.csv,
     output:
         sharpness_png=report(
             f"{MINIMA_FIGURES}/sharpness_vs_ratio.png",
@@ -174,9 +143,9 @@ rule minima_interpolation_summary:
     input:
         MINIMA.interpolation_files,
     output:
-        csv=MINIMA_OUTPUTS["interpolation"],
+        csv=f"{MINIMA_TABLES}/interpolation.csv",
         md=report(
-            MINIMA_OUTPUTS["interpolation_md"],
+            f"{MINIMA_TABLES}/interpolation.md",
             caption="../report/minima_interpolation_table.rst",
             category=MINIMA_CATEGORY,
             subcategory="Tables",
@@ -202,17 +171,17 @@ rule minima_interpolation_summary:
 
 rule minima_schedules:
     input:
-        status=MINIMA.schedule_files("status.json"),
-        history=MINIMA.schedule_files("history.csv"),
+        status=MINIMA.role_files("schedule", "status.json"),
+        history=MINIMA.role_files("schedule", "history.csv"),
     output:
-        csv=MINIMA_OUTPUTS["schedules"],
+        csv=f"{MINIMA_TABLES}/schedules.csv",
         md=report(
-            MINIMA_OUTPUTS["schedules_md"],
+            f"{MINIMA_TABLES}/schedules.md",
             caption="../report/minima_schedule_table.rst",
             category=MINIMA_CATEGORY,
             subcategory="Tables",
         ),
-        curves=MINIMA_OUTPUTS["schedule_curves"],
+        curves=f"{MINIMA_TABLES}/schedule_curves.csv",
         png=report(
             f"{MINIMA_FIGURES}/schedules.png",
             caption="../report/minima_schedules.rst",
@@ -239,9 +208,9 @@ rule minima_memorization:
         status=MINIMA.role_files("memorization", "status.json"),
         history=MINIMA.role_files("memorization", "history.csv"),
     output:
-        csv=MINIMA_OUTPUTS["memorization"],
+        csv=f"{MINIMA_TABLES}/memorization.csv",
         md=report(
-            MINIMA_OUTPUTS["memorization_md"],
+            f"{MINIMA_TABLES}/memorization.md",
             caption="../report/minima_memorization_table.rst",
             category=MINIMA_CATEGORY,
             subcategory="Tables",
@@ -272,9 +241,9 @@ rule minima_breaking:
     input:
         status=MINIMA.role_files("breaking", "status.json"),
     output:
-        csv=MINIMA_OUTPUTS["breaking"],
+        csv=f"{MINIMA_TABLES}/breaking.csv",
         md=report(
-            MINIMA_OUTPUTS["breaking_md"],
+            f"{MINIMA_TABLES}/breaking.md",
             caption="../report/minima_breaking_table.rst",
             category=MINIMA_CATEGORY,
             subcategory="Tables",
@@ -303,13 +272,13 @@ rule minima_breaking:
 
 rule minima_claims:
     input:
-        runs=MINIMA_OUTPUTS["runs"],
-        schedules=MINIMA_OUTPUTS["schedules"],
-        memorization=MINIMA_OUTPUTS["memorization"],
-        breaking=MINIMA_OUTPUTS["breaking"],
-        interpolation=MINIMA_OUTPUTS["interpolation"],
+        runs=rules.minima_runs_table.output.csv,
+        schedules=rules.minima_schedules.output.csv,
+        memorization=rules.minima_memorization.output.csv,
+        breaking=rules.minima_breaking.output.csv,
+        interpolation=rules.minima_interpolation_summary.output.csv,
     output:
-        MINIMA_OUTPUTS["claims"],
+        f"{RESULTS}/claims/minima.csv",
     log:
         f"{RESULTS}/logs/minima/claims.log",
     conda:
@@ -322,3 +291,19 @@ rule minima_claims:
         side_offset=MINIMA.interpolation_settings()["side_offset"],
     script:
         "../scripts/minima_claims.py"
+
+
+# everything the `minima` target builds: the aggregate rules' own outputs
+PAPER_TARGETS["minima"] = [
+    path
+    for rule_outputs in (
+        rules.minima_runs_table.output,
+        rules.minima_ratio_figures.output,
+        rules.minima_interpolation_summary.output,
+        rules.minima_schedules.output,
+        rules.minima_memorization.output,
+        rules.minima_breaking.output,
+        rules.minima_claims.output,
+    )
+    for path in rule_outputs
+]

@@ -1,7 +1,7 @@
 """Claims B1-B7 of paper B from the run, schedule, memorization, breaking and interpolation
 tables (rule minima_claims)."""
 from repro.jobs import start_job
-from repro.minima_analysis import write_claims
+from repro.minima.claims import write_claims
 
 log = start_job(snakemake)
 i = snakemake.input

@@ -1,7 +1,7 @@
 """Sharpness (lambda_max, Tr H) of one trained run at its matched train loss (rule minima_sharpness)."""
-from repro.jobs import start_job
-from repro.minima_analysis import sharpness_job
 from repro.gpus import job_device
+from repro.jobs import start_job
+from repro.minima.measure import sharpness_job
 
 log = start_job(snakemake)
 p = snakemake.params

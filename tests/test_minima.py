@@ -1,4 +1,4 @@
-"""Paper B analysis (repro.minima_analysis): exact checks on tiny hand-made cases."""
+"""Paper B analysis (repro.minima): exact checks on tiny hand-made cases."""
 
 from __future__ import annotations
 
@@ -12,10 +12,16 @@ import pytest
 import torch
 
 from repro import io
-from repro import minima_analysis as mb
+from repro import stats
+from repro.minima import claims as mc
+from repro.minima import figures as mf
+from repro.minima import measure as mm
+from repro.minima import plan as mp
+from repro.minima import tables as mt
 from repro.config import ConfigError, expand_runs
 from repro.data import Dataset
 from repro.models import build_model
+from repro.runs import RunRecord
 from repro.schedules import batch_size_at, lr_at
 
 
@@ -72,13 +78,13 @@ def _explicit_spearman(x, y) -> float:
 def test_spearman_matches_explicit_rank_correlation_with_ties():
     x = [1e-4, 2e-4, 2e-4, 4e-4, 8e-4, 1.6e-3, 3.2e-3]
     y = [9.0, 7.5, 8.0, 8.0, 3.0, 4.0, 1.0]
-    rho, p, n = mb.spearman(x, y)
+    rho, p, n = stats.spearman(x, y)
     assert n == 7 and 0 < p < 1
     assert rho == pytest.approx(_explicit_spearman(x, y), abs=1e-12)
     # missing values are dropped, not used as numbers
-    rho2, _, n2 = mb.spearman(x + [5e-3], y + [math.nan])
+    rho2, _, n2 = stats.spearman(x + [5e-3], y + [math.nan])
     assert n2 == 7 and rho2 == pytest.approx(rho, abs=1e-12)
-    assert math.isnan(mb.spearman([1, 2], [2, 1])[0])
+    assert math.isnan(stats.spearman([1, 2], [2, 1])[0])
 
 
 def test_partial_spearman_is_the_rank_correlation_of_regression_residuals():
@@ -97,8 +103,8 @@ def test_partial_spearman_is_the_rank_correlation_of_regression_residuals():
 
     ex, ey = residual(ranks(x), ranks(z)), residual(ranks(y), ranks(z))
     expected = (ex * ey).sum() / math.sqrt((ex ** 2).sum() * (ey ** 2).sum())
-    assert mb.partial_spearman(x, y, z) == pytest.approx(expected, abs=1e-12)
-    assert math.isnan(mb.partial_spearman(x[:3], y[:3], z[:3]))
+    assert stats.partial_spearman(x, y, z) == pytest.approx(expected, abs=1e-12)
+    assert math.isnan(stats.partial_spearman(x[:3], y[:3], z[:3]))
 
 
 def test_ratio_pairs_and_closeness_by_hand():
@@ -106,16 +112,16 @@ def test_ratio_pairs_and_closeness_by_hand():
     runs = [(0.1, 32, 0, 4.0, 0.90), (0.05, 16, 0, 5.0, 0.91), (0.1, 64, 0, 8.0, 0.88),
             (0.05, 32, 0, 10.0, 0.86), (0.2, 256, 0, 1.0, 0.95), (0.1, 32, 1, 3.0, 0.5)]
     wide = _wide([(lr, bs, s, lam, acc, "completed", True) for lr, bs, s, lam, acc in runs])
-    equal, step, factor = mb.ratio_pairs(wide)
+    equal, step, factor = mc.ratio_pairs(wide)
     names = lambda pairs: sorted(tuple(sorted((p["lr"], p["batch_size"]) for p in pq)) for pq in pairs)  # noqa: E731
     assert names(equal) == [((0.05, 16), (0.1, 32)), ((0.05, 32), (0.1, 64))]
     assert names(step) == [((0.05, 16), (0.05, 32)), ((0.05, 32), (0.1, 32)), ((0.1, 32), (0.1, 64))]
     assert factor == pytest.approx(2.0)
-    me, ms, ratio = mb.closeness_ratio(equal, step, "lambda_max", log=True)
+    me, ms, ratio = stats.pair_closeness(equal, step, "lambda_max", log=True)
     assert me == pytest.approx(math.log(1.25), abs=1e-12)
     assert ms == pytest.approx((2 * math.log(2) + math.log(2.5)) / 3, abs=1e-12)
     assert ratio == pytest.approx(me / ms, abs=1e-12)
-    me, ms, _ = mb.closeness_ratio(equal, step, "test_acc", log=False)
+    me, ms, _ = stats.pair_closeness(equal, step, "test_acc", log=False)
     assert me == pytest.approx((0.01 + 0.02) / 2, abs=1e-12)
     assert ms == pytest.approx((0.02 + 0.04 + 0.05) / 3, abs=1e-12)
 
@@ -124,22 +130,22 @@ def test_sharpness_claims_sign_threshold_and_exclusions():
     ratios = [(0.025, 128), (0.025, 64), (0.05, 64), (0.05, 32), (0.1, 32), (0.2, 32)]
     falling = _wide([(lr, bs, 0, 1.0 / (lr / bs), 0.8 + lr, "completed", True) for lr, bs in ratios]
                     + [(5.0, 16, 0, math.nan, math.nan, "diverged", False)])
-    claims = {c.id: c for c in mb.sharpness_claims(falling)}
+    claims = {c.id: c for c in mc.sharpness_claims(falling)}
     assert claims["B1a"].value == pytest.approx(-1.0) and claims["B1a"].verdict == "holds"
     assert claims["B2"].value == pytest.approx(_explicit_spearman([lr / bs for lr, bs in ratios],
                                                                   [0.8 + lr for lr, _ in ratios]), abs=1e-4)
     assert "1 diverged" in claims["B1a"].note
     rising = falling.assign(lambda_max=falling.lr_over_batch, hessian_trace=falling.lr_over_batch)
-    assert {c.id: c for c in mb.sharpness_claims(rising)}["B1a"].verdict == "fails"
+    assert {c.id: c for c in mc.sharpness_claims(rising)}["B1a"].verdict == "fails"
     few = falling.iloc[:3]
-    assert {c.id: c.verdict for c in mb.sharpness_claims(few)}["B1a"] == "inconclusive"
+    assert {c.id: c.verdict for c in mc.sharpness_claims(few)}["B1a"] == "inconclusive"
     # two groups are never compared with each other: claims per group, with the group in the id
     two = pd.concat([falling, rising.assign(group="h")], ignore_index=True)
-    by_id = {c.id: c for c in mb.sharpness_claims(two)}
+    by_id = {c.id: c for c in mc.sharpness_claims(two)}
     assert by_id["B1a[g]"].verdict == "holds" and by_id["B1a[h]"].verdict == "fails"
     # runs that never reached the target are not compared
     unmatched = falling.assign(matched=False)
-    assert all(c.verdict == "inconclusive" for c in mb.sharpness_claims(unmatched))
+    assert all(c.verdict == "inconclusive" for c in mc.sharpness_claims(unmatched))
 
 
 # ------------------------------------------------------------------ schedules and eta/S bookkeeping
@@ -164,7 +170,7 @@ def test_mean_ratio_per_epoch_and_per_step_by_hand():
     hist = pd.DataFrame(dict(epoch=[0, 1, 2, 3], step=[0, 25, 100, 125], lr=[0.05] * 4,
                              batch_size=[160, 160, 53, 160], train_loss=1.0, train_acc=0.5, test_loss=1.0,
                              test_acc=0.5))
-    per_epoch, per_step = mb.mean_ratio(hist)
+    per_epoch, per_step = mt.mean_ratio(hist)
     r = [0.05 / 160, 0.05 / 53, 0.05 / 160]
     steps = [25, 75, 25]
     assert per_epoch == pytest.approx(sum(r) / 3, rel=1e-12)
@@ -188,19 +194,19 @@ def _sched_items(values):
             hist = pd.DataFrame(dict(epoch=[0, 1], step=[0, 10], lr=[train["lr"]] * 2,
                                      batch_size=[train["batch_size"]] * 2, train_loss=[2.0, loss],
                                      train_acc=0.5, test_loss=1.0, test_acc=[0.1, acc]))
-            items.append({"status": st, "history": hist})
+            items.append({"record": RunRecord.from_status(st), "history": hist})
     return items
 
 
 def test_schedule_claims_by_hand():
     small, large = dict(lr=0.01, batch_size=32), dict(lr=0.05, batch_size=160)
-    finals, curves = mb.schedule_tables(_sched_items([
+    finals, curves = mt.schedule_tables(_sched_items([
         ("cbs", CBS, [0.90, 0.92], 0.01), ("clr", CLR, [0.91, 0.93], 0.01),
         ("const_small", small, [0.85, 0.86, None], 0.05), ("const_large", large, [0.84, 0.85], 0.05)]))
     assert set(finals.schedule) == {"cyclic BS", "cyclic LR", "constant eta=0.01, S=32", "constant eta=0.05, S=160"}
     div = finals[(finals.run == "const_small_s2") & (finals.metric == "test_acc")]
     assert div.value.isna().all() and div.note.str.contains("diverged").all()
-    claims = {c.id: c for c in mb.schedule_claims(finals)}
+    claims = {c.id: c for c in mc.schedule_claims(finals)}
     # B4a: |0.91 - 0.92| / sqrt(0.01^2 + 0.01^2)  (sd = 0.01414, se = 0.01 for both)
     assert claims["B4a"].value == pytest.approx(0.01 / math.sqrt(2e-4), abs=1e-4)
     assert claims["B4a"].verdict == "holds"
@@ -209,13 +215,13 @@ def test_schedule_claims_by_hand():
     assert "1 run(s) without a final accuracy" in claims["B4b"].note
     assert "higher train loss" in claims["B4b"].note
     # cycles far apart, and a constant on top: both fail
-    finals2, _ = mb.schedule_tables(_sched_items([
+    finals2, _ = mt.schedule_tables(_sched_items([
         ("cbs", CBS, [0.80, 0.81], 0.01), ("clr", CLR, [0.91, 0.92], 0.01),
         ("const_small", small, [0.95, 0.95], 0.01), ("const_large", large, [0.84, 0.85], 0.01)]))
-    verdicts = {c.id: c.verdict for c in mb.schedule_claims(finals2)}
+    verdicts = {c.id: c.verdict for c in mc.schedule_claims(finals2)}
     assert verdicts == {"B4a": "fails", "B4b": "fails"}
-    assert {c.verdict for c in mb.schedule_claims(finals2.iloc[0:0])} == {"inconclusive"}
-    md = mb.schedules_markdown(finals, {"minima_s": {"paper_accuracy": {"cbs": 89.39}, "paper_setting": "VGG"}})
+    assert {c.verdict for c in mc.schedule_claims(finals2.iloc[0:0])} == {"inconclusive"}
+    md = mt.schedules_markdown(finals, {"minima_s": {"paper_accuracy": {"cbs": 89.39}, "paper_setting": "VGG"}})
     assert "89.39" in md and "91.00 ± 1.41" in md
     assert len(curves) == 9 * 2 * 4  # runs x history rows x (train/test loss/accuracy)
 
@@ -226,7 +232,7 @@ def test_schedule_claims_by_hand():
 def test_run_facts_matched_rule(tmp_path):
     cases = {"m": _status(0.1, 32, train_loss=0.049), "late": _status(0.1, 32, train_loss=0.2, reason="max_epochs"),
              "none": _status(0.1, 32, target=None), "div": _status(0.1, 32, status="diverged")}
-    facts = {k: mb.run_facts(mb.read_status(_write_run(tmp_path, "minima_g", k + "_s0", v) / "status.json"))
+    facts = {k: mm.run_facts(RunRecord.read(_write_run(tmp_path, "minima_g", k + "_s0", v) / "status.json"))
              for k, v in cases.items()}
     assert facts["m"]["matched"] and facts["m"]["experiment"] == "minima_g" and facts["m"]["run"] == "m_s0"
     assert facts["m"]["lr_over_batch"] == pytest.approx(0.1 / 32)
@@ -236,26 +242,26 @@ def test_run_facts_matched_rule(tmp_path):
 
 
 def test_runs_table_missing_values_are_nan_with_reason_never_zero(tmp_path):
-    ok = mb.run_facts(mb.read_status(_write_run(tmp_path, "minima_g", "a_s0", _status(0.1, 32)) / "status.json"))
+    ok = mm.run_facts(RunRecord.read(_write_run(tmp_path, "minima_g", "a_s0", _status(0.1, 32)) / "status.json"))
     ok["sharpness"] = dict(lambda_max=5.0, eigenvalues=[5.0, 3.0], hessian_trace=40.0, hessian_trace_stderr=2.0,
                            subset_loss=0.04)
-    div = mb.run_facts(mb.read_status(_write_run(tmp_path, "minima_b", "b_s0",
+    div = mm.run_facts(RunRecord.read(_write_run(tmp_path, "minima_b", "b_s0",
                                                  _status(1.0, 320, status="diverged")) / "status.json"))
     div["sharpness"] = dict(lambda_max=None, eigenvalues=[], hessian_trace=None, hessian_trace_stderr=None,
                             subset_loss=None)
-    table = mb.runs_table([ok, div], {"minima_b": {"equal_ratio": True, "group": "mlp"}, "minima_g": {"group": "mlp"}})
-    assert list(table.columns) == mb.RUN_COLUMNS
+    table = mt.runs_table([ok, div], {"minima_b": {"equal_ratio": True, "group": "mlp"}, "minima_g": {"group": "mlp"}})
+    assert list(table.columns) == mt.RUN_COLUMNS
     d = table[table.run == "b_s0"]
     assert d.value.isna().all() and (d.value != 0).all() and d.note.str.startswith("diverged").all()
     a = table[table.run == "a_s0"].set_index("metric")
     assert a.loc["lambda_max", "value"] == 5.0 and a.loc["lambda_2", "value"] == 3.0
     assert a.loc["hessian_trace", "stderr"] == 2.0
     assert a.equal_ratio.all()  # same eta/S (0.1/32 = 1/320) as the equal-ratio experiment of its group
-    other = mb.runs_table([ok, div], {"minima_b": {"equal_ratio": True, "group": "cnn"}, "minima_g": {"group": "mlp"}})
+    other = mt.runs_table([ok, div], {"minima_b": {"equal_ratio": True, "group": "cnn"}, "minima_g": {"group": "mlp"}})
     assert not other[other.run == "a_s0"].equal_ratio.any()  # another group's diagonal does not count
-    wide = mb.runs_wide(table)
+    wide = mt.runs_wide(table)
     assert len(wide) == 2 and wide.set_index("run").loc["a_s0", "hessian_trace_stderr"] == 2.0
-    md = mb.runs_markdown(table)
+    md = mt.runs_markdown(table)
     assert "diverged" in md and "matched" in md
 
 
@@ -272,9 +278,9 @@ def test_measure_sharpness_matches_dense_hessian(tmp_path):
     run = _write_run(tmp_path, "minima_g", "toy_s0", _status(0.1, 32))
     io.save_torch({"state_dict": model.state_dict(), "model": spec, "input_shape": [1, 2, 2], "num_classes": 3},
                   run / "model.pt")
-    settings = dict(mb.paper_defaults()["sharpness"], n_examples=1000, tol=1e-6, n_probes=60, trace_rtol=None,
+    settings = dict(mp.paper_defaults()["sharpness"], n_examples=1000, tol=1e-6, n_probes=60, trace_rtol=None,
                     batch_size=7)
-    out = mb.measure_sharpness(run / "model.pt", run / "status.json", data, settings)
+    out = mm.measure_sharpness(run / "model.pt", run / "status.json", data, settings)
 
     m64 = copy.deepcopy(model).double()
     names = [n for n, _ in m64.named_parameters()]
@@ -299,7 +305,7 @@ def test_measure_sharpness_matches_dense_hessian(tmp_path):
 
 def test_sharpness_of_a_diverged_run_is_missing_not_zero(tmp_path):
     run = _write_run(tmp_path, "minima_g", "big_s0", _status(5.0, 16, status="diverged"))
-    out = mb.measure_sharpness(run / "model.pt", run / "status.json", None, mb.paper_defaults()["sharpness"])
+    out = mm.measure_sharpness(run / "model.pt", run / "status.json", None, mp.paper_defaults()["sharpness"])
     assert out["sharpness"]["lambda_max"] is None and out["sharpness"]["hessian_trace"] is None
     assert out["status"] == "diverged" and out["note"].startswith("diverged")
 
@@ -307,23 +313,23 @@ def test_sharpness_of_a_diverged_run_is_missing_not_zero(tmp_path):
 def test_interpolation_with_a_diverged_end_is_missing_with_the_reason(tmp_path):
     ok = _write_run(tmp_path, "minima_g", "a_s0", _status(0.1, 32))
     bad = _write_run(tmp_path, "minima_g", "b_s0", _status(9.0, 16, status="diverged", reason="loss nan at epoch 1"))
-    settings = mb.paper_defaults()["interpolation"]
-    table = mb.interpolate_pair("p", {"model": ok / "model.pt", "status": ok / "status.json", "data": {}},
+    settings = mp.paper_defaults()["interpolation"]
+    table = mm.interpolate_pair("p", {"model": ok / "model.pt", "status": ok / "status.json", "data": {}},
                                 {"model": bad / "model.pt", "status": bad / "status.json", "data": {}}, settings)
     assert len(table) == 33 * 2 * 2 and table.alpha.min() == -1 and table.alpha.max() == 2  # + the 2 side points
     assert table.value.isna().all() and table.note.str.contains("b_s0 diverged: loss nan").all()
     assert (table.b_lr_over_batch == 9.0 / 16).all()
-    md = mb.interpolation_markdown(table)
+    md = mt.interpolation_markdown(table)
     assert "diverged" in md
-    mb.plot_interpolation(table, tmp_path / "i.png", tmp_path / "i.pdf")
+    mf.plot_interpolation(table, tmp_path / "i.png")
     assert (tmp_path / "i.png").stat().st_size > 1000
 
 
 def test_sharpness_subset_is_fixed_and_class_balanced():
     y = torch.arange(10).repeat(20)
     data = Dataset("toy", torch.randn(200, 1, 1, 1), y, y[:1].float(), y[:1], 10)
-    a = mb.sharpness_batches(data, 50, 0, 20)
-    b = mb.sharpness_batches(data, 50, 0, 20)
+    a = mm.sharpness_batches(data, 50, 0, 20)
+    b = mm.sharpness_batches(data, 50, 0, 20)
     assert [len(t[1]) for t in a] == [20, 20, 10]
     ya = torch.cat([t[1] for t in a])
     assert torch.equal(ya, torch.cat([t[1] for t in b]))
@@ -341,21 +347,21 @@ def _config(**minima):
 
 def test_plan_checks_pairs_roles_and_analysis_keys():
     cfg = _config(interpolation=dict(pairs=dict(p=dict(a="minima_g/base_s0", b="minima_g/base_s0"))))
-    plan = mb.plan(cfg, expand_runs(cfg))
+    plan = mp.plan(cfg, expand_runs(cfg))
     assert plan["sharpness"] == [("minima_g", "base_s0")] and plan["pairs"]["p"]["a"] == ("minima_g", "base_s0")
     assert plan["experiments"]["minima_g"]["group"] == "digits mlp depth1 width8"
     bad = _config(interpolation=dict(pairs=dict(p=dict(a="minima_g/nope_s0", b="minima_g/base_s0"))))
     with pytest.raises(ConfigError, match="pairs.p.a: no run 'minima_g/nope_s0'"):
-        mb.plan(bad, expand_runs(bad))
+        mp.plan(bad, expand_runs(bad))
     cyc = _config()
     cyc["experiments"]["minima_g"]["train"]["lr_schedule"] = dict(type="cyclic", low=0.01, high=0.1, stage_length=1)
     with pytest.raises(ConfigError, match="role: schedule"):
-        mb.plan(cyc, expand_runs(cyc))
+        mp.plan(cyc, expand_runs(cyc))
     typo = _config()
     typo["experiments"]["minima_g"]["analysis"] = dict(role="sharpness", equal_rato=True)
     with pytest.raises(ConfigError, match="experiments.minima_g.analysis"):
-        mb.plan(typo, expand_runs(typo))
-    settings = mb.sharpness_settings({"sharpness": {"n_probes": 7}}, {"sharpness": {"tol": 0.5}})
+        mp.plan(typo, expand_runs(typo))
+    settings = mp.sharpness_settings({"sharpness": {"n_probes": 7}}, {"sharpness": {"tol": 0.5}})
     assert settings["n_probes"] == 7 and settings["tol"] == 0.5 and settings["n_examples"] == 1000
 
 
@@ -363,20 +369,20 @@ def test_plan_checks_pairs_roles_and_analysis_keys():
 
 
 def test_figures_render_when_every_run_diverged(tmp_path):
-    table = mb.runs_table([dict(mb.run_facts(mb.read_status(_write_run(tmp_path, "minima_g", f"r{i}_s0",
+    table = mt.runs_table([dict(mm.run_facts(RunRecord.read(_write_run(tmp_path, "minima_g", f"r{i}_s0",
                                                                         _status(9.0 * (i + 1), 16, status="diverged"))
                                                              / "status.json")),
                                 sharpness={}) for i in range(2)], {})
     table.to_csv(tmp_path / "runs.csv", index=False)
     out = {f"{k}_{e}": tmp_path / f"{k}.{e}" for k in ("sharpness", "accuracy", "heatmap") for e in ("png", "pdf")}
-    mb.plot_ratio_figures(tmp_path / "runs.csv", out)
-    mb.plot_schedules(pd.DataFrame(columns=mb.CURVE_COLUMNS), tmp_path / "s.png", tmp_path / "s.pdf")
-    mb.plot_interpolation(pd.DataFrame(columns=["pair"]), tmp_path / "i.png", tmp_path / "i.pdf")
+    mf.plot_ratio_figures(tmp_path / "runs.csv", out)
+    mf.plot_schedules(pd.DataFrame(columns=mt.CURVE_COLUMNS), tmp_path / "s.png")
+    mf.plot_interpolation(pd.DataFrame(columns=["pair"]), tmp_path / "i.png")
     for path in list(out.values()) + [tmp_path / "s.png", tmp_path / "i.pdf"]:
         assert path.stat().st_size > 1000
-    claims = {c.id: c.verdict for c in mb.sharpness_claims(mb.runs_wide(table))}
+    claims = {c.id: c.verdict for c in mc.sharpness_claims(mt.runs_wide(table))}
     assert set(claims.values()) == {"inconclusive"}
-    assert np.isnan(mb.runs_wide(table).lambda_max).all()
+    assert np.isnan(mt.runs_wide(table).lambda_max).all()
 
 
 # ------------------------------------------------------------------ interpolation side rises (B7)
@@ -395,35 +401,35 @@ def _curve(pair, ra, rb, loss, alphas, group="g"):
 
 
 def test_side_rises_and_interpolation_claims_by_hand():
-    settings = dict(mb.paper_defaults()["interpolation"], num=13)  # -1 .. 2 in steps of 0.25
-    alphas = mb.interpolation_alphas(settings)
+    settings = dict(mp.paper_defaults()["interpolation"], num=13)  # -1 .. 2 in steps of 0.25
+    alphas = mm.interpolation_alphas(settings)
     assert -0.25 in alphas and 1.25 in alphas and len(alphas) == 13
-    assert len(mb.interpolation_alphas(dict(settings, num=31))) == 33  # side points added to a 0.1 grid
+    assert len(mm.interpolation_alphas(dict(settings, num=31))) == 33  # side points added to a 0.1 grid
     # quadratic wells: curvature 4 at a (high eta/S) and 16 at b (low eta/S), a barrier between
     diff = _curve("d", 0.01, 0.0025, lambda a: 0.05 + (4 * a * a if a <= 0.5 else 16 * (a - 1) ** 2), alphas)
     # equal eta/S (within a factor sqrt 2): curvatures 8 and 10
     eq = _curve("q", 0.004, 0.004 * 1.25, lambda a: 0.05 + (8 * a * a if a <= 0.5 else 10 * (a - 1) ** 2), alphas)
-    r = mb.side_rises(diff, 0.25)
+    r = mc.side_rises(diff, 0.25)
     assert r["rise_a"] == pytest.approx(4 * 0.0625, abs=1e-12) and r["rise_b"] == pytest.approx(16 * 0.0625, abs=1e-12)
-    sides = mb.side_table(pd.concat([diff, eq]), 0.25).set_index("pair")
+    sides = mc.side_table(pd.concat([diff, eq]), 0.25).set_index("pair")
     assert not sides.loc["d", "equal_ratio"] and sides.loc["q", "equal_ratio"]
     assert sides.loc["d", "ratio"] == pytest.approx(4.0, abs=1e-12)   # low-eta/S end (b) / high (a)
     assert sides.loc["q", "ratio"] == pytest.approx(0.8, abs=1e-12)   # a / b for an equal pair
-    claims = {c.id: c for c in mb.interpolation_claims(pd.concat([diff, eq]), 0.25)}
+    claims = {c.id: c for c in mc.interpolation_claims(pd.concat([diff, eq]), 0.25)}
     assert claims["B7a"].value == pytest.approx(4.0) and claims["B7a"].verdict == "holds"
     assert claims["B7b"].value == pytest.approx(math.log(1.25) / math.log(4.0), abs=1e-4)
     assert claims["B7b"].verdict == "holds"
     # the sharper side at the high-eta/S end: B7a fails
     flipped = diff.assign(a_lr_over_batch=0.0025, b_lr_over_batch=0.01)
-    assert {c.id: c.verdict for c in mb.interpolation_claims(flipped, 0.25)}["B7a"] == "fails"
+    assert {c.id: c.verdict for c in mc.interpolation_claims(flipped, 0.25)}["B7a"] == "fails"
     # a loss that falls beside an end: no sharpness there -> inconclusive, with the reason
     falling = _curve("f", 0.01, 0.0025, lambda a: 0.05 + 0.01 * a if a <= 0 else 0.05 + (a - 1) ** 2, alphas)
-    c = {c.id: c for c in mb.interpolation_claims(falling, 0.25)}
+    c = {c.id: c for c in mc.interpolation_claims(falling, 0.25)}
     assert c["B7a"].verdict == "inconclusive" and "not a minimum" in c["B7a"].note
     # pairs of two groups are never compared with each other
-    two = {c.id: c.verdict for c in mb.interpolation_claims(pd.concat([diff, eq.assign(group="h")]), 0.25)}
+    two = {c.id: c.verdict for c in mc.interpolation_claims(pd.concat([diff, eq.assign(group="h")]), 0.25)}
     assert two == {"B7a[g]": "holds", "B7b[g]": "inconclusive", "B7a[h]": "inconclusive", "B7b[h]": "inconclusive"}
-    assert {c.verdict for c in mb.interpolation_claims(pd.DataFrame(columns=["pair"]), 0.25)} == {"inconclusive"}
+    assert {c.verdict for c in mc.interpolation_claims(pd.DataFrame(columns=["pair"]), 0.25)} == {"inconclusive"}
 
 
 # ------------------------------------------------------------------ memorization (B5)
@@ -438,12 +444,12 @@ def _memo_item(lr, bs, accs, noise=0.25, mom=0.0, status="completed", seed=0):
     st.update(experiment="minima_memo", run=f"lr{lr}_bs{bs}_mom{mom:g}_s{seed}")
     hist = pd.DataFrame(dict(epoch=range(len(accs) + 1), step=range(len(accs) + 1),
                              train_acc=[0.1] + [a for a, _ in accs], test_acc=[0.1] + [t for _, t in accs]))
-    return {"status": st, "history": hist}
+    return {"record": RunRecord.from_status(st), "history": hist}
 
 
 def test_memorization_point_table_and_claim_by_hand():
-    assert mb.memorization_target(0.25, 0.5) == pytest.approx(0.875, abs=1e-15)
-    assert mb.memorization_target(0.5, 1.0) == pytest.approx(1.0, abs=1e-15)
+    assert mt.memorization_target(0.25, 0.5) == pytest.approx(0.875, abs=1e-15)
+    assert mt.memorization_target(0.5, 1.0) == pytest.approx(1.0, abs=1e-15)
     # target 0.875: the first epoch at or above it
     items = [_memo_item(0.05, 64, [(0.8, 0.90), (0.875, 0.85), (0.95, 0.80)]),   # eta/S 7.8e-4 -> 0.85 at epoch 2
              _memo_item(0.1, 64, [(0.7, 0.91), (0.9, 0.88), (0.99, 0.84)]),     # 1.6e-3 -> 0.88 at epoch 2
@@ -451,9 +457,9 @@ def test_memorization_point_table_and_claim_by_hand():
              _memo_item(0.2, 32, [(0.6, 0.92), (0.8, 0.92), (0.9, 0.93)]),      # 6.3e-3 -> 0.93 at epoch 3
              _memo_item(0.4, 32, [(0.6, 0.92), (0.7, 0.92), (0.8, 0.92)]),      # never reaches it
              _memo_item(5.0, 32, [(0.1, 0.1)], status="diverged")]
-    table = mb.memorization_table(items, {"minima_memo": {"group": "g"}}, 0.5)
-    assert list(table.columns) == mb.MEMO_COLUMNS
-    wide = mb.memo_wide(table).set_index("run")
+    table = mt.memorization_table(items, {"minima_memo": {"group": "g"}}, 0.5)
+    assert list(table.columns) == mt.MEMO_COLUMNS
+    wide = mt.memo_wide(table).set_index("run")
     assert wide.loc["lr0.05_bs64_mom0_s0", "epoch_at_level"] == 2
     assert wide.loc["lr0.05_bs64_mom0_s0", "test_acc_at_level"] == pytest.approx(0.85, abs=1e-15)
     assert wide.loc["lr0.2_bs32_mom0_s0", "test_acc_at_level"] == pytest.approx(0.93, abs=1e-15)
@@ -461,27 +467,26 @@ def test_memorization_point_table_and_claim_by_hand():
     assert math.isnan(never.test_acc_at_level) and "never reached 87.5%" in never.note
     div = table[table.run == "lr5_bs32_mom0_s0"]
     assert div.value.isna().all() and div.note.str.startswith("diverged").all()  # never a zero
-    claim = mb.memorization_claims(table)[0]
+    claim = mc.memorization_claims(table)[0]
     x = [0.05 / 64, 0.1 / 64, 0.2 / 64, 0.2 / 32]
     assert claim.value == pytest.approx(_explicit_spearman(x, [0.85, 0.88, 0.90, 0.93]), abs=1e-4)
     assert claim.verdict == "holds" and claim.id == "B5"
     assert "1 diverged" in claim.note and "1 run(s) never reached" in claim.note
     # falling accuracy with eta/S fails; too few runs is inconclusive; per noise/momentum cells
-    worse = mb.memorization_table([_memo_item(it["status"]["config"]["train"]["lr"],
-                                              it["status"]["config"]["train"]["batch_size"],
+    worse = mt.memorization_table([_memo_item(it["record"].lr, it["record"].batch_size,
                                               [(a, 1.8 - t) for a, t in zip(it["history"].train_acc[1:],
                                                                              it["history"].test_acc[1:])])
                                    for it in items[:4]], {}, 0.5)
-    assert mb.memorization_claims(worse)[0].verdict == "fails"
-    assert mb.memorization_claims(table[table.run.isin(["lr0.05_bs64_mom0_s0", "lr0.1_bs64_mom0_s0"])])[0].verdict \
+    assert mc.memorization_claims(worse)[0].verdict == "fails"
+    assert mc.memorization_claims(table[table.run.isin(["lr0.05_bs64_mom0_s0", "lr0.1_bs64_mom0_s0"])])[0].verdict \
         == "inconclusive"
-    cells = mb.memorization_table(items[:4] + [_memo_item(0.1, 64, [(0.9, 0.8)], mom=0.9)], {}, 0.5)
-    ids = [c.id for c in mb.memorization_claims(cells)]
+    cells = mt.memorization_table(items[:4] + [_memo_item(0.1, 64, [(0.9, 0.8)], mom=0.9)], {}, 0.5)
+    ids = [c.id for c in mc.memorization_claims(cells)]
     assert ids == ["B5[minima_memo, noise 0.25, momentum 0]", "B5[minima_memo, noise 0.25, momentum 0.9]"]
-    not_run = mb.memorization_claims(None)[0]
+    not_run = mc.memorization_claims(None)[0]
     assert not_run.verdict == "inconclusive" and "not run at this scale" in not_run.note
-    assert "No memorization runs" in mb.memorization_markdown(table.iloc[0:0], 0.5)
-    assert "87.5%" in mb.memorization_markdown(table, 0.5)
+    assert "No memorization runs" in mt.memorization_markdown(table.iloc[0:0], 0.5)
+    assert "87.5%" in mt.memorization_markdown(table, 0.5)
 
 
 # ------------------------------------------------------------------ breaking point (B6)
@@ -491,7 +496,7 @@ def _break_status(size, beta, seed, acc, status="completed"):
     st = _status(0.1 * beta, 50 * beta, seed=seed, status=status, target=None, test_acc=acc)
     st["config"]["train_size"] = size
     st.update(experiment=f"minima_break_{size}", run=f"beta{beta}_s{seed}")
-    return st
+    return RunRecord.from_status(st)
 
 
 def _break_summary(accs, tolerance=0.01):
@@ -499,7 +504,7 @@ def _break_summary(accs, tolerance=0.01):
     statuses = [_break_status(size, beta, seed, math.nan if a is None else a, "diverged" if a is None else "completed")
                 for size, ladder in accs.items() for beta, seeds in ladder.items() for seed, a in enumerate(seeds)]
     groups = {f"minima_break_{size}": {"group": "g"} for size in accs}
-    return mb.breaking_summary(mb.breaking_runs(statuses, groups), tolerance)
+    return mt.breaking_summary(mt.breaking_runs(statuses, groups), tolerance)
 
 
 def test_breaking_beta_by_hand():
@@ -515,34 +520,34 @@ def test_breaking_beta_by_hand():
     assert (s[s.train_size == 4000].breaking_beta == 4).all()        # 0.02 drop at beta 8
     assert (s[s.train_size == 9000].breaking_beta == 2).all()        # a diverged seed at beta 4 is a drop
     assert by.loc[(9000, 4), "n_diverged"] == 1 and "diverged" in by.loc[(9000, 4), "note"]
-    c = mb.breaking_claims(s)[0]
+    c = mc.breaking_claims(s)[0]
     assert c.id == "B6" and c.verdict == "fails" and c.value == pytest.approx(0.0)  # 9000 breaks before 4000
     good = _break_summary({1000: {1: [0.9], 2: [0.85], 4: [0.8]}, 4000: {1: [0.93], 2: [0.93], 4: [0.9]},
                            9000: {1: [0.94], 2: [0.94], 4: [0.94]}})
-    c = mb.breaking_claims(good)[0]
+    c = mc.breaking_claims(good)[0]
     assert c.verdict == "holds" and c.value == pytest.approx(math.log2(4 / 1)) and ">= 4" in c.note  # censored top
     # both ends censored: the order is open
     open_ = _break_summary({1000: {1: [0.9], 2: [0.9]}, 4000: {1: [0.93], 2: [0.93]}})
-    assert mb.breaking_claims(open_)[0].verdict == "inconclusive"
-    assert mb.breaking_claims(None)[0].verdict == "inconclusive"
-    assert "breaking beta" in mb.breaking_markdown(good, 0.01) and ">= 4" in mb.breaking_markdown(good, 0.01)
+    assert mc.breaking_claims(open_)[0].verdict == "inconclusive"
+    assert mc.breaking_claims(None)[0].verdict == "inconclusive"
+    assert "breaking beta" in mt.breaking_markdown(good, 0.01) and ">= 4" in mt.breaking_markdown(good, 0.01)
     # beta is on one scale for every size of a group: S / smallest S of the group
-    runs = mb.breaking_runs([_break_status(1000, 2, 0, 0.9), _break_status(4000, 1, 0, 0.9)],
+    runs = mt.breaking_runs([_break_status(1000, 2, 0, 0.9), _break_status(4000, 1, 0, 0.9)],
                             {"minima_break_1000": {"group": "g"}, "minima_break_4000": {"group": "g"}})
     assert runs.set_index("experiment").beta.to_dict() == {"minima_break_1000": 2.0, "minima_break_4000": 1.0}
 
 
 def test_new_figures_render_with_data_and_empty(tmp_path):
     items = [_memo_item(0.05, 64, [(0.8, 0.9), (0.9, 0.85)]), _memo_item(5.0, 32, [(0.1, 0.1)], status="diverged")]
-    table = mb.memorization_table(items, {}, 0.5)
-    mb.plot_memorization(table, mb.memorization_curves(items), tmp_path / "m.png", tmp_path / "m.pdf")
-    mb.plot_memorization(table.iloc[0:0], mb.memorization_curves([]), tmp_path / "m0.png", tmp_path / "m0.pdf")
+    table = mt.memorization_table(items, {}, 0.5)
+    mf.plot_memorization(table, mt.memorization_curves(items), tmp_path / "m.png")
+    mf.plot_memorization(table.iloc[0:0], mt.memorization_curves([]), tmp_path / "m0.png")
     statuses = [_break_status(1000, b, 0, 0.9 - 0.01 * b) for b in (1, 2, 4)] + [_break_status(1000, 8, 0, math.nan,
                                                                                                 "diverged")]
-    runs = mb.breaking_runs(statuses, {})
-    mb.plot_breaking(runs, mb.breaking_summary(runs, 0.01), 0.01, tmp_path / "b.png", tmp_path / "b.pdf")
-    empty = mb.breaking_runs([], {})
-    mb.plot_breaking(empty, mb.breaking_summary(empty, 0.01), 0.01, tmp_path / "b0.png", tmp_path / "b0.pdf")
+    runs = mt.breaking_runs(statuses, {})
+    mf.plot_breaking(runs, mt.breaking_summary(runs, 0.01), 0.01, tmp_path / "b.png")
+    empty = mt.breaking_runs([], {})
+    mf.plot_breaking(empty, mt.breaking_summary(empty, 0.01), 0.01, tmp_path / "b0.png")
     for name in ("m.png", "m0.png", "b.png", "b0.pdf"):
         assert (tmp_path / name).stat().st_size > 1000
 
@@ -551,14 +556,24 @@ def test_plan_checks_memorization_and_breaking_roles():
     memo = _config()
     memo["experiments"]["minima_g"]["analysis"] = dict(role="memorization")
     with pytest.raises(ConfigError, match="minima_g.label_noise: .* role: memorization"):
-        mb.plan(memo, expand_runs(memo))
+        mp.plan(memo, expand_runs(memo))
     memo["experiments"]["minima_g"]["label_noise"] = 0.25
-    assert mb.plan(memo, expand_runs(memo))["memorization"] == [("minima_g", "base_s0")]
+    assert mp.plan(memo, expand_runs(memo))["memorization"] == [("minima_g", "base_s0")]
     brk = _config()
     brk["experiments"]["minima_g"]["analysis"] = dict(role="breaking")
     brk["experiments"]["minima_g"]["runs"] = [dict(name="beta1"), dict(name="beta2", set={"train.lr": 0.3,
                                                                                           "train.batch_size": 64})]
     with pytest.raises(ConfigError, match="role breaking needs one eta/S"):
-        mb.plan(brk, expand_runs(brk))
+        mp.plan(brk, expand_runs(brk))
     brk["experiments"]["minima_g"]["runs"][1]["set"]["train.lr"] = 0.2
-    assert len(mb.plan(brk, expand_runs(brk))["breaking"]) == 2
+    assert len(mp.plan(brk, expand_runs(brk))["breaking"]) == 2
+
+
+def test_plan_module_does_not_import_torch_or_matplotlib():
+    """rules/minima.smk imports repro.minima.plan while the DAG is built: no torch, no plotting."""
+    import subprocess
+    import sys
+
+    code = "import sys, repro.minima.plan; print('torch' in sys.modules, 'matplotlib' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False False"

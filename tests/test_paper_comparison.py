@@ -15,7 +15,7 @@ from repro import paper_comparison as pc
 from repro.breakeven_analysis import RUN_KEYS
 from repro.claims import Claim, collect, per_group, to_frame, write_claims
 from repro.heinit.tables import PER_LAYER_COLUMNS
-from repro.minima_analysis import SCHEDULE_COLUMNS
+from repro.minima.tables import SCHEDULE_COLUMNS
 from repro.report_pages import paper_page
 
 ALL = ["iterative", "minima", "heinit", "breakeven"]

@@ -225,7 +225,9 @@ def test_nan_block_metrics_are_missing_with_a_reason_not_numbers(tmp_path, digit
 
 
 def test_nan_sharpness_of_a_completed_run_is_missing_with_a_reason(tmp_path, digits, one_thread):
-    from repro import minima_analysis as mb
+    from repro.minima import measure as mm
+    from repro.minima import plan as mp
+    from repro.minima import tables as mt
     from repro.train import _model_payload
 
     spec = dict(name="mlp", depth=1, width=8)
@@ -237,14 +239,14 @@ def test_nan_sharpness_of_a_completed_run_is_missing_with_a_reason(tmp_path, dig
     final = dict(train_loss=0.4, train_acc=0.9, test_loss=0.5, test_acc=0.85)
     (run / "status.json").write_text(json.dumps(dict(status="completed", stop_reason="reached train loss",
                                                      epochs_completed=3, steps=100, final=final, config=cfg)))
-    settings = mb.sharpness_settings({"sharpness": {"n_examples": 64, "n_probes": 2, "tol": 0.01}}, {})
-    out = mb.sharpness_job(run / "model.pt", run / "status.json", tmp_path / "s.json", settings,
-                           mb.data_spec(cfg))
+    settings = mp.sharpness_settings({"sharpness": {"n_examples": 64, "n_probes": 2, "tol": 0.01}}, {})
+    out = mm.sharpness_job(run / "model.pt", run / "status.json", tmp_path / "s.json", settings,
+                           mp.data_spec(cfg))
     saved = json.loads((tmp_path / "s.json").read_text())
     for rec in (out, saved):
         assert rec["sharpness"]["lambda_max"] is None and rec["sharpness"]["hessian_trace"] is None
         assert "non-finite" in rec["note"]
-    table = mb.runs_table([saved], {"minima_g": {"role": "sharpness"}})
+    table = mt.runs_table([saved], {"minima_g": {"role": "sharpness"}})
     lam = table[table.metric == "lambda_max"]
     assert lam.value.isna().all() and lam.note.str.contains("non-finite").all()
 
