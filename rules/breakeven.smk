@@ -1,7 +1,6 @@
 # Paper D, the break-even point (issue 7): curvature along every trajectory of the
 # breakeven_* experiments, one cached job per run (all its snapshots); tables, figures, claims.
-from repro.breakeven_analysis import (
-    BreakevenConfigError,
+from repro.breakeven.plan import (
     dataset_spec,
     experiment_settings,
     measure_params,
@@ -16,7 +15,7 @@ BREAKEVEN = f"{RESULTS}/metrics/breakeven"
 BREAKEVEN_TABLES = f"{RESULTS}/tables/breakeven"
 BREAKEVEN_FIGURES = f"{RESULTS}/figures/breakeven"
 BREAKEVEN_REPORT = CATEGORIES["breakeven"]
-BREAKEVEN_FIGS = ["trajectories", "early_phase", "bn", "extra"]
+BREAKEVEN_RUN = run_dir("{experiment}", "{run}")
 BREAKEVEN_EXPERIMENTS = sorted({e for e, _ in runs_of(paper="breakeven")})
 try:
     BREAKEVEN_SETTINGS = {
@@ -27,7 +26,7 @@ try:
         )
         for e in BREAKEVEN_EXPERIMENTS
     }
-except BreakevenConfigError as error:
+except ConfigError as error:
     raise WorkflowError(f"Invalid configuration: {error}") from None
 
 
@@ -58,8 +57,8 @@ rule breakeven_probe:
 # most of a snapshot's measurement at the default scale (docs/PERFORMANCE.md "Paper D").
 rule breakeven_curvature:
     input:
-        snapshots=f"{RESULTS}/runs/{{experiment}}/{{run}}/snapshots",
-        status=f"{RESULTS}/runs/{{experiment}}/{{run}}/status.json",
+        snapshots=f"{BREAKEVEN_RUN}/snapshots",
+        status=f"{BREAKEVEN_RUN}/status.json",
         probe=f"{BREAKEVEN}/{{experiment}}/probe.pt",
     output:
         f"{BREAKEVEN}/{{experiment}}/{{run}}.json",
@@ -116,7 +115,7 @@ rule breakeven_tables:
         gpu=0,
     params:
         runs=lambda wildcards: run_rows(
-            RUNS, runs_of(paper="breakeven"), BREAKEVEN_SETTINGS
+            RUNS, runs_of(paper="breakeven"), BREAKEVEN_SETTINGS, snapshot_epochs
         ),
         reference=config["breakeven"]["paper_reference"],
     script:
@@ -192,23 +191,9 @@ rule breakeven_claims:
 
 
 # Built only when the configuration has breakeven_* experiments (paper_enabled in common.smk).
-PAPER_TARGETS["breakeven"] = (
-    [
-        f"{BREAKEVEN_TABLES}/{name}"
-        for name in (
-            "trajectories.csv",
-            "trajectories.md",
-            "runs.csv",
-            "maxima.csv",
-            "maxima.md",
-            "cost.csv",
-        )
-    ]
-    + [
-        f"{BREAKEVEN_FIGURES}/{name}.{ext}"
-        for name in BREAKEVEN_FIGS
-        for ext in ("png", "pdf")
-    ]
-    + [f"{RESULTS}/claims/breakeven.csv"]
-)
+PAPER_TARGETS["breakeven"] = [
+    *rules.breakeven_tables.output,
+    *rules.breakeven_figures.output,
+    *rules.breakeven_claims.output,
+]
 CLAIM_PAPERS.append("breakeven")

@@ -1,5 +1,5 @@
 """Claims D1-D3 of paper D (rule breakeven_claims)."""
-from repro.breakeven_analysis import write_claims
+from repro.breakeven.claims import write_claims
 from repro.jobs import start_job
 
 log = start_job(snakemake)

@@ -1,5 +1,5 @@
 """Curvature metrics of every snapshot of one run (rule breakeven_curvature)."""
-from repro.breakeven_measure import measure_run_file
+from repro.breakeven.measure import measure_run_file
 from repro.gpus import job_device
 from repro.jobs import start_job
 from repro.train import snapshot_name

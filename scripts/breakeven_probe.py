@@ -1,5 +1,5 @@
 """Fixed probe subsets of one breakeven experiment's training set (rule breakeven_probe)."""
-from repro.breakeven_measure import make_probe_file
+from repro.breakeven.measure import make_probe_file
 from repro.jobs import start_job
 
 log = start_job(snakemake)

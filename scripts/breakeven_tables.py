@@ -1,5 +1,5 @@
 """Trajectory, run, maxima and cost tables of paper D (rule breakeven_tables)."""
-from repro.breakeven_analysis import build_tables
+from repro.breakeven.tables import build_tables
 from repro.jobs import start_job
 
 log = start_job(snakemake)

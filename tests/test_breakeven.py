@@ -14,9 +14,13 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from repro import breakeven_analysis as be
-from repro import breakeven_measure as bm
 from repro import io
+from repro.breakeven import claims as bc
+from repro.breakeven import measure as bm
+from repro.breakeven import plan as bp
+from repro.breakeven import tables as bt
+from repro.config import ConfigError
+from repro.curvature import covariance_from_gram
 from repro.models import build_model
 
 
@@ -50,7 +54,7 @@ def test_covariance_metrics_match_the_dense_covariance():
     gen = torch.Generator().manual_seed(0)
     M, P, top = 6, 11, 2
     phi = torch.randn(M, P, generator=gen, dtype=torch.float64) + torch.randn(P, generator=gen, dtype=torch.float64)
-    out = bm.covariance_metrics(phi @ phi.T, top=top, ddof=1)
+    out = bm.covariance_metrics(phi @ phi.T, top=top)
     K, vals, vecs = dense_covariance(phi)
     assert close(out["lambda1"], vals[0])
     assert close(out["lambda_star"], vals[M - 2])           # rank M-1 after centring
@@ -66,13 +70,13 @@ def test_covariance_metrics_match_the_dense_covariance():
 
 def test_covariance_metrics_normalisation_and_degenerate_cases():
     phi = torch.tensor([[1.0, 0.0], [3.0, 0.0]], dtype=torch.float64)   # M = 2: one non-zero eigenvalue
-    out = bm.covariance_metrics(phi @ phi.T, top=5, ddof=1)
+    out = bm.covariance_metrics(phi @ phi.T, top=5)
     # centred: (-1, 0), (1, 0); K = (1 + 1) / (2 - 1) on the first axis
     assert close(out["lambda1"], 2.0) and close(out["trace"], 2.0) and close(out["lambda_star"], 2.0)
     # g1 = (1, 0) lies on the top eigenvector: ||g|| / ||P g|| = 1 for both gradients
     assert close(out["g_over_gtop"], 1.0) and out["n_top"] == 1
-    biased = bm.covariance_metrics(phi @ phi.T, ddof=0)
-    assert close(biased["lambda1"], 1.0)
+    biased = covariance_from_gram(phi @ phi.T, ddof=0)   # the 1/M normalisation: half of it
+    assert close(biased["eigs"][0], 1.0)
     with pytest.raises(ValueError):
         bm.covariance_metrics(torch.ones(1, 1))
 
@@ -89,7 +93,7 @@ def test_covariance_metrics_of_real_gradients_match_engine_and_explicit_loop():
                                                                              list(model.parameters()))])
                        for a, b in batches])
     gram, _, _ = gradient_gram(model, loss, batches, method="loop")
-    ours = bm.covariance_metrics(gram, top=2, ddof=1)
+    ours = bm.covariance_metrics(gram, top=2)
     _, vals, _ = dense_covariance(phi)
     engine = grad_covariance_eigs(model, loss, batches, ddof=1)
     assert close(ours["lambda1"], vals[0]) and close(ours["lambda1"], engine["eigs"][0])
@@ -307,7 +311,7 @@ def test_one_job_per_run_gives_the_records_of_one_job_per_snapshot(tmp_path):
     assert on_disk["records"][0]["metrics"] != on_disk["records"][1]["metrics"]   # two different points
     assert out["records"][0]["metrics"]["lambda1_K"] > 0
     # the tables read run files and single-snapshot files alike
-    assert [r["snapshot"] for r in be.load_records([tmp_path / "r.json", tmp_path / "e0.json"])] == names + ["e0"]
+    assert [r["snapshot"] for r in bt.load_records([tmp_path / "r.json", tmp_path / "e0.json"])] == names + ["e0"]
 
 
 def test_a_run_job_killed_midway_leaves_no_file(tmp_path, monkeypatch):
@@ -342,12 +346,14 @@ def test_a_run_job_killed_midway_leaves_no_file(tmp_path, monkeypatch):
     assert not list(tmp_path.glob(".r.json*"))   # no temporary file left either
 
 
-def test_parse_time_module_does_not_import_torch():
-    """rules/breakeven.smk imports repro.breakeven_analysis while the DAG is built: no torch."""
+@pytest.mark.parametrize("module", ["plan", "tables", "claims"])
+def test_parse_time_module_does_not_import_torch(module):
+    """rules/breakeven.smk imports repro.breakeven.plan while the DAG is built: no torch.
+    The table and claim jobs do not need torch either (repro.io loads it only for torch files)."""
     import subprocess
     import sys
 
-    code = "import sys, repro.breakeven_analysis; print('torch' in sys.modules)"
+    code = f"import sys, repro.breakeven.{module}; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -360,14 +366,14 @@ def test_experiment_settings_merge_and_reject_bad_keys():
              "hessian": {"fraction": 0.05, "max_examples": None, "k": 5, "tol": 1e-4, "batch_size": 100},
              "covariance": {"mode": "minibatch", "n_batches": 25, "batch_size": 128, "n_examples": 256, "top": 5},
              "alpha": {"increase": 1.2, "max_alpha": 100.0, "n_batches": 1, "rtol": 0.01}}
-    merged = be.experiment_settings(paper, {"hessian": {"k": 1}, "label": "Net", "threshold_accuracy": 0.9})
+    merged = bp.experiment_settings(paper, {"hessian": {"k": 1}, "label": "Net", "threshold_accuracy": 0.9})
     assert merged["hessian"] == dict(paper["hessian"], k=1) and merged["label"] == "Net"
     assert merged["threshold_accuracy"] == 0.9 and paper["hessian"]["k"] == 5  # not mutated
-    with pytest.raises(be.BreakevenConfigError, match="hessian"):
-        be.experiment_settings(paper, {"hessian": {"kk": 1}})
-    with pytest.raises(be.BreakevenConfigError, match="threshold"):
-        be.experiment_settings(paper, {"threshold": 0.5})
-    assert be.probe_params(merged)["hessian_fraction"] == 0.05 and be.measure_params(merged)["hessian_k"] == 1
+    with pytest.raises(ConfigError, match="hessian"):
+        bp.experiment_settings(paper, {"hessian": {"kk": 1}})
+    with pytest.raises(ConfigError, match="threshold"):
+        bp.experiment_settings(paper, {"threshold": 0.5})
+    assert bp.probe_params(merged)["hessian_fraction"] == 0.05 and bp.measure_params(merged)["hessian_k"] == 1
 
 
 # ------------------------------------------------------------------ tables, sweeps, claims
@@ -376,9 +382,9 @@ def test_experiment_settings_merge_and_reject_bad_keys():
 def test_threshold_epoch_and_ordered_pairs_by_hand():
     acc = pd.Series([0.1, 0.4, 0.65, 0.5, 0.9])
     ep = pd.Series([0, 0.5, 1, 2, 3])
-    assert be.threshold_epoch(acc, ep, 0.6) == 1 and math.isnan(be.threshold_epoch(acc, ep, 0.95))
+    assert bt.threshold_epoch(acc, ep, 0.6) == 1 and math.isnan(bt.threshold_epoch(acc, ep, 0.95))
     # values 1 < 2 < 3 with metric falling except one tie: 3 pairs, 2 ordered
-    good, total, bad = be.ordered_pairs(np.array([1, 2, 3, 3]), np.array([5.0, 4.0, 4.0, 1.0]), -1)
+    good, total, bad = bc.ordered_pairs(np.array([1, 2, 3, 3]), np.array([5.0, 4.0, 4.0, 1.0]), -1)
     # pairs (1,2) (1,3) (1,3) (2,3) (2,3): ordered all but (2: 4.0, 3: 4.0) tie
     assert (good, total) == (4, 5) and bad == [(2, 4.0, 3, 4.0)]
 
@@ -393,7 +399,7 @@ def run_table(rows):
 def test_find_sweeps():
     runs = run_table([("a", lr, 128, s) for lr in (0.01, 0.1) for s in (0, 1)] + [("a", 0.01, 512, 0),
                                                                                    ("b", 0.1, 64, 0)])
-    sweeps = be.find_sweeps(runs)
+    sweeps = bt.find_sweeps(runs)
     assert [(s["kind"], s["experiment"], s["fixed"], s["values"]) for s in sweeps] == [
         ("lr", "a", 128, [0.01, 0.1]), ("batch_size", "a", 0.01, [128, 512])]
 
@@ -401,8 +407,8 @@ def test_find_sweeps():
 def maxima_table(runs, values, epochs=None):
     rows = []
     for (i, r), v in zip(runs.iterrows(), values):
-        for metric in be.MAX_METRICS.values():
-            rows.append(dict({k: r[k] for k in be.RUN_KEYS}, metric=metric, value=v,
+        for metric in bt.MAX_METRICS.values():
+            rows.append(dict({k: r[k] for k in bt.RUN_KEYS}, metric=metric, value=v,
                              epoch_of_max=(epochs or {}).get(r.run, 0.5), threshold_epoch=r.threshold_epoch,
                              reached_threshold=r.reached_threshold, valid=r.valid, n_points=5, note=r.note))
     return pd.DataFrame(rows)
@@ -411,7 +417,7 @@ def maxima_table(runs, values, epochs=None):
 def test_claims_hold_fail_and_inconclusive_on_synthetic_maxima():
     runs = run_table([("a", lr, 128, s) for lr in (0.01, 0.03, 0.1) for s in (0, 1)])
     falling = maxima_table(runs, [9.0, 8.5, 5.0, 4.0, 1.0, 1.2])
-    claims = {c.id: c for c in be.breakeven_claims(falling, runs)}
+    claims = {c.id: c for c in bc.breakeven_claims(falling, runs)}
     assert claims["D1a"].verdict == "holds" and claims["D1a"].value == 1.0
     assert claims["D2a"].verdict == "fails" and claims["D2a"].value == 0.0   # same numbers: rises is wrong
     assert "fails at our scale" in claims["D2a"].note
@@ -419,15 +425,15 @@ def test_claims_hold_fail_and_inconclusive_on_synthetic_maxima():
     assert claims["D3a"].verdict == "holds"
     # one seed out of order between neighbours: 11/12 pairs ordered, still >= 0.8
     noisy = maxima_table(runs, [9.0, 4.5, 5.0, 4.0, 1.0, 1.2])
-    assert {c.id: c for c in be.breakeven_claims(noisy, runs)}["D1a"].value == pytest.approx(11 / 12)
+    assert {c.id: c for c in bc.breakeven_claims(noisy, runs)}["D1a"].value == pytest.approx(11 / 12)
     # a run that never reached the threshold is left out, visibly
     runs.loc[0, ["valid", "reached_threshold"]] = False
     runs.loc[0, "note"] = "never reached 60% train accuracy"
-    claims = {c.id: c for c in be.breakeven_claims(maxima_table(runs, [0.1, 8.5, 5.0, 4.0, 1.0, 1.2]), runs)}
+    claims = {c.id: c for c in bc.breakeven_claims(maxima_table(runs, [0.1, 8.5, 5.0, 4.0, 1.0, 1.2]), runs)}
     assert claims["D1a"].verdict == "holds" and "left out" in claims["D1a"].note
     # late peaks fail D3
     late = maxima_table(runs, [9.0, 8.5, 5.0, 4.0, 1.0, 1.2], epochs={r: 4.0 for r in runs.run})
-    assert {c.id: c for c in be.breakeven_claims(late, runs)}["D3a"].verdict == "fails"
+    assert {c.id: c for c in bc.breakeven_claims(late, runs)}["D3a"].verdict == "fails"
 
 
 def test_tables_from_records(tmp_path):
@@ -455,7 +461,7 @@ def test_tables_from_records(tmp_path):
     out = {k: tmp_path / f"{k}.txt" for k in ("trajectories", "trajectories_md", "runs", "maxima", "maxima_md",
                                               "cost")}
     ref = [dict(dataset="d", model="M", lr=0.1, batch_size=8, metric="max_lambda1_K", value=0.87)]
-    frames = be.build_tables(paths, statuses, run_rows, ref, out)
+    frames = bt.build_tables(paths, statuses, run_rows, ref, out)
     runs = frames["runs"].set_index("run")
     assert runs.loc["a", "threshold_epoch"] == 1.0 and runs.loc["a", "valid"]
     assert not runs.loc["b", "valid"] and "diverged" in runs.loc["b", "note"] and "never reached" in runs.loc["b", "note"]

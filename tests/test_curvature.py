@@ -18,10 +18,12 @@ from torch.func import functional_call
 
 from repro.curvature import (
     HessianVectorProduct,
+    covariance_from_gram,
     curvature_mode,
     grad_covariance_eigs,
     hessian_eigs,
     hessian_trace,
+    projections_on_top_eigenvectors,
     step_sharpness_alpha,
 )
 
@@ -330,6 +332,30 @@ def test_minibatch_covariance_and_chunking(name):
         assert abs(out["lambda_star"] - float(ref[4])) <= 1e-6 * float(ref[4])
     unbiased = grad_covariance_eigs(model, CE, batches, ddof=1)
     assert abs(unbiased["trace"] - float(torch.trace(K)) * 6 / 5) <= 1e-6 * float(torch.trace(K))
+
+
+@pytest.mark.parametrize("ddof", [0, 1])
+def test_covariance_from_gram_matches_dense_covariance(ddof):
+    """K = 1/(M - ddof) Σ (g - ḡ)(g - ḡ)ᵀ formed densely from explicit gradients (P > M),
+    its spectrum, trace, λ_* and the projections of the raw gradients on its eigenvectors."""
+    gen = torch.Generator().manual_seed(11)
+    M, P = 7, 12
+    phi = torch.randn(M, P, generator=gen, dtype=DT) + torch.randn(P, generator=gen, dtype=DT)
+    centred = phi - phi.mean(0, keepdim=True)
+    K = sum(torch.outer(g, g) for g in centred) / (M - ddof)
+    vals, vecs = torch.linalg.eigh(K)
+    vals, vecs = vals.flip(0), vecs.flip(1)
+    out = covariance_from_gram(phi @ phi.T, ddof=ddof, eigenvectors=True)
+    assert out["eigs"].shape == (M,) and rel(out["eigs"][:M - 1], vals[:M - 1]) <= 1e-10
+    assert abs(out["eigs"][M - 1]) <= 1e-10 * vals[0]                            # rank M-1 after centring
+    assert abs(out["trace"] - float(torch.trace(K))) <= 1e-10 * float(torch.trace(K))
+    assert abs(out["lambda_star"] - float(vals[M - 2])) <= 1e-10 * float(vals[M - 2])
+    assert rel(covariance_from_gram(phi @ phi.T, ddof=ddof)["eigs"], out["eigs"]) <= 1e-12  # eigvalsh path
+    proj = projections_on_top_eigenvectors(phi @ phi.T, out, 3)
+    dense = vecs[:, :3].T @ phi.T                                  # v_jᵀ g_m, eigenvector signs free
+    assert rel(proj.abs(), dense.abs()) <= 1e-10
+    with pytest.raises(ValueError):
+        covariance_from_gram(torch.ones(1, 1), ddof=1)
 
 
 def test_auto_switches_to_loop_at_the_measured_batch_size():

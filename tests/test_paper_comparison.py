@@ -12,7 +12,7 @@ import yaml
 
 from conftest import CONFIGS, planned_jobs, snakemake
 from repro import paper_comparison as pc
-from repro.breakeven_analysis import RUN_KEYS
+from repro.breakeven.tables import RUN_KEYS
 from repro.claims import Claim, collect, per_group, to_frame, write_claims
 from repro.heinit.tables import PER_LAYER_COLUMNS
 from repro.minima.tables import SCHEDULE_COLUMNS

@@ -4,6 +4,9 @@ A file is written under a temporary name in the same folder and renamed into pla
 so a crash or a full disk never leaves a half-written file that looks complete.
 Checkpoints carry a SHA-256 sidecar; a truncated or corrupted one is detected and
 never used. Loading always uses ``torch.load(weights_only=True)``.
+
+torch is imported only by the functions that save or load torch objects, so code that
+writes text (tables, claims) imports this module without paying for torch.
 """
 
 from __future__ import annotations
@@ -14,8 +17,6 @@ import json
 import os
 import tempfile
 from pathlib import Path
-
-import torch
 
 
 def _current_umask() -> int:
@@ -52,6 +53,8 @@ def atomic_write_json(path: str | Path, obj) -> None:
 
 
 def torch_bytes(obj) -> bytes:
+    import torch
+
     buf = io.BytesIO()
     torch.save(obj, buf)
     return buf.getvalue()
@@ -88,6 +91,8 @@ def verify_checksum(path: str | Path) -> None:
 
 def load_torch(path: str | Path, map_location="cpu", verify: bool = True):
     """Load with weights_only=True; with `verify`, check the SHA-256 sidecar first."""
+    import torch
+
     path = Path(path)
     data = path.read_bytes()
     if verify:

@@ -8,11 +8,19 @@ restored afterwards (policy in :mod:`repro.curvature.bn`); nothing is moved betw
 - :func:`hessian_eigs`: top-k Hessian eigenvalues, Lanczos (SciPy ``eigsh``) on HVPs.
 - :func:`hessian_trace`: Hutchinson estimate of Tr(H) with its standard error.
 - :func:`grad_covariance_eigs`: spectrum, trace and λ_* of the gradient covariance K.
+- :func:`covariance_from_gram`: the same from a Gram matrix of gradients already computed
+  (the one place K's centring and 1/M or 1/(M−1) normalisation are written), and
+  :func:`projections_on_top_eigenvectors` of the raw gradients on K's top eigenvectors.
 - :func:`step_sharpness_alpha`: the break-even paper's α*.
 """
 
 from .bn import curvature_mode
-from .gradient_covariance import grad_covariance_eigs, gradient_gram
+from .gradient_covariance import (
+    covariance_from_gram,
+    grad_covariance_eigs,
+    gradient_gram,
+    projections_on_top_eigenvectors,
+)
 from .hessian import hessian_eigs
 from .hvp import HessianVectorProduct
 from .step_alpha import step_sharpness_alpha
@@ -20,10 +28,12 @@ from .trace import hessian_trace
 
 __all__ = [
     "HessianVectorProduct",
+    "covariance_from_gram",
     "curvature_mode",
     "grad_covariance_eigs",
     "gradient_gram",
     "hessian_eigs",
     "hessian_trace",
+    "projections_on_top_eigenvectors",
     "step_sharpness_alpha",
 ]

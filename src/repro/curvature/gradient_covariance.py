@@ -10,7 +10,8 @@ object is
     \qquad \bar g = \frac1M \sum_m g_m ,
 
 (``ddof=0`` by default: the 1/M normalisation of the break-even paper's K; ``ddof=1`` gives
-the unbiased 1/(M−1) covariance). K is P×P, but with :math:`\Phi = [g_1,\dots,g_M]^\top`
+the unbiased 1/(M−1) covariance; :func:`covariance_from_gram` says which quantity each is).
+K is P×P, but with :math:`\Phi = [g_1,\dots,g_M]^\top`
 (M×P), the centring matrix :math:`C = I - \tfrac1M \mathbf 1\mathbf 1^\top` and the Gram
 matrix :math:`G = \Phi\Phi^\top`, the non-zero eigenvalues of K are those of the M×M matrix
 
@@ -87,7 +88,8 @@ def grad_covariance_eigs(model: nn.Module, loss_fn, batches, k: int | None = Non
             k backward passes per chunk (so ask for a small k).
         method: "auto" | "gram" | "vmap" | "loop" (see the module docstring).
         chunk_size: examples per forward pass of the "gram" and "vmap" methods.
-        ddof: normalisation 1/(M - ddof).
+        ddof: normalisation 1/(M - ddof): 0 is the K of DESIGN.md, 1 the unbiased
+            estimate paper D measures (:func:`covariance_from_gram`).
 
     Returns:
         dict with ``eigs`` (1-D float64 CPU tensor, descending, length k or M),
@@ -96,24 +98,15 @@ def grad_covariance_eigs(model: nn.Module, loss_fn, batches, k: int | None = Non
         ``eigenvectors``.
     """
     M = len(batches)
-    if M - ddof < 1:
-        raise ValueError(f"need more than ddof={ddof} gradients, got {M}")
+    _check_count(M, ddof)
     with curvature_mode(model):
         G, used, phi = gradient_gram(model, loss_fn, batches, method=method, chunk_size=chunk_size)
-        C = torch.eye(M, dtype=torch.float64) - 1.0 / M
-        Gc = C @ G @ C / (M - ddof)
-        Gc = 0.5 * (Gc + Gc.T)
+        spectrum = covariance_from_gram(G, ddof=ddof, eigenvectors=return_eigenvectors)
         n_top = M if k is None else min(k, M)
+        out = dict(eigs=spectrum["eigs"][:n_top].clone(), trace=spectrum["trace"],
+                   lambda_star=spectrum["lambda_star"], n_gradients=M, method=used)
         if return_eigenvectors:
-            vals, vecs = torch.linalg.eigh(Gc)
-        else:
-            vals = torch.linalg.eigvalsh(Gc)
-        eigs = vals.flip(0)
-        out = dict(eigs=eigs[:n_top].clone(), trace=float(torch.trace(Gc)),
-                   lambda_star=float(eigs[M - 2]) if M >= 2 else math.nan,
-                   n_gradients=M, method=used)
-        if return_eigenvectors:
-            U = vecs.flip(1)[:, :n_top]
+            U = spectrum["gram_eigenvectors"][:, :n_top]
             U = U - U.mean(0, keepdim=True)      # Σ_m (g_m − ḡ) u_m = Σ_m g_m (u_m − ū)
             if phi is not None:
                 V = phi.T @ U.to(phi.dtype)
@@ -123,6 +116,72 @@ def grad_covariance_eigs(model: nn.Module, loss_fn, batches, k: int | None = Non
     if info is not None:
         info.update(method=used, n_gradients=M)
     return out
+
+
+def _check_count(M: int, ddof: int) -> None:
+    if M - ddof < 1:
+        raise ValueError(f"need more than ddof={ddof} gradients, got {M}")
+
+
+def _centring(M: int) -> Tensor:
+    return torch.eye(M, dtype=torch.float64) - 1.0 / M
+
+
+def covariance_from_gram(gram: Tensor, ddof: int = 0, eigenvectors: bool = False) -> dict:
+    r"""Spectrum of :math:`K = \frac{1}{M-\mathrm{ddof}}\sum_m (g_m-\bar g)(g_m-\bar g)^\top`
+    from the uncentred Gram matrix :math:`G = \Phi\Phi^\top` (M×M) of M gradients.
+
+    The one place where K's centring and normalisation are written (the module docstring
+    gives the algebra): the eigenvalues are those of :math:`G_c = C G C/(M-\mathrm{ddof})`,
+    symmetrised and eigendecomposed in float64. Which K ``ddof`` gives:
+
+    - ``ddof=0`` (1/M): the covariance of the M given gradients themselves, the break-even
+      paper's :math:`K = \frac1N\sum_i (g_i-g)(g_i-g)^\top` when the gradients are the
+      whole set (DESIGN.md's contract of :func:`grad_covariance_eigs`).
+    - ``ddof=1`` (1/(M−1)): the unbiased estimate of that covariance from M *sampled*
+      gradients; paper D's measured λ₁ᴷ, λ*ᴷ and Tr(K) (:mod:`repro.breakeven.measure`,
+      25 sampled mini-batch gradients) use it.
+
+    Returns a dict: ``eigs`` (all M eigenvalues of G_c, float64, descending, raw: the null
+    direction gives ~0 or tiny negatives), ``trace`` (Tr K), ``lambda_star`` (the
+    (M−1)-th largest, nan if M < 2), ``n_gradients`` (M), ``ddof`` and, with
+    ``eigenvectors``, ``gram_eigenvectors`` (M×M, column j the unit eigenvector u_j of G_c
+    belonging to ``eigs[j]``). ``eigenvectors=False`` uses ``eigvalsh`` (no vectors).
+    """
+    G = gram.to(torch.float64)
+    M = G.shape[0]
+    _check_count(M, ddof)
+    C = _centring(M)
+    Gc = C @ G @ C / (M - ddof)
+    Gc = 0.5 * (Gc + Gc.T)
+    if eigenvectors:
+        vals, vecs = torch.linalg.eigh(Gc)
+    else:
+        vals = torch.linalg.eigvalsh(Gc)
+    eigs = vals.flip(0)
+    out = dict(eigs=eigs, trace=float(torch.trace(Gc)), lambda_star=float(eigs[M - 2]) if M >= 2 else math.nan,
+               n_gradients=M, ddof=ddof)
+    if eigenvectors:
+        out["gram_eigenvectors"] = vecs.flip(1)
+    return out
+
+
+def projections_on_top_eigenvectors(gram: Tensor, spectrum: dict, n_top: int) -> Tensor:
+    r""":math:`v_j^\top g_m` for the top ``n_top`` unit eigenvectors :math:`v_j` of K and
+    the raw (uncentred) gradients :math:`g_m`, as an (n_top, M) float64 tensor, from G alone.
+
+    ``spectrum`` is :func:`covariance_from_gram` of the same ``gram`` with
+    ``eigenvectors=True``. An eigenvector :math:`u_j` of :math:`G_c` with eigenvalue
+    :math:`\lambda_j > 0` gives the unit eigenvector
+    :math:`v_j = \Phi^\top C u_j/\sqrt{(M-\mathrm{ddof})\lambda_j}` of K, so
+    :math:`v_j^\top g_m = (u_j^\top C G)_m/\sqrt{(M-\mathrm{ddof})\lambda_j}`: no
+    parameter-space vector is formed. ``n_top`` must count only eigenvalues > 0.
+    """
+    G = gram.to(torch.float64)
+    M = G.shape[0]
+    C = _centring(M)
+    U = spectrum["gram_eigenvectors"][:, :n_top]
+    return (U.T @ C @ G) / torch.sqrt((M - spectrum["ddof"]) * spectrum["eigs"][:n_top])[:, None]
 
 
 def gradient_gram(model: nn.Module, loss_fn, batches, method: str = "auto",

@@ -1,8 +1,8 @@
 r"""Paper D measurements: the probe subsets and the metrics of every snapshot of a run.
 
-The torch side of paper D (rules breakeven_probe and breakeven_curvature); the tables,
-claims and figures live in :mod:`repro.breakeven_analysis`, which the workflow imports while
-it is parsed and which therefore never imports torch.
+The torch side of paper D (rules breakeven_probe and breakeven_curvature); the settings
+are in :mod:`repro.breakeven.plan` (imported while the workflow is parsed: no torch), the
+tables, claims and figures in the package's tables, claims and figures modules.
 
 1. ``make_probe_file`` (one job per experiment): fixed random subsets of the training set,
    the same for every run and snapshot of the experiment, drawn from ``probe_seed``:
@@ -28,7 +28,8 @@ it is parsed and which therefore never imports torch.
    lambda{i}_H          top-k eigenvalues of the Hessian of the mean loss over the Hessian
                         subset, Lanczos (repro.curvature.hessian_eigs, tol from settings)
    lambda1_K            top eigenvalue of K = 1/(M-1) sum_m (g_m - gbar)(g_m - gbar)^T, the
-                        covariance of the M covariance-batch gradients (mini-batch mode: the
+                        unbiased estimate of the covariance from the M sampled
+                        covariance-batch gradients (mini-batch mode: the
                         covariance of 128-example mini-batch gradients, ~ K_example / 128, as
                         in the paper; per-example mode: K itself)
    lambda_star_K        smallest non-zero eigenvalue of K: the (M-1)-th (rank M-1 after
@@ -49,9 +50,10 @@ it is parsed and which therefore never imports torch.
    ===================  =====================================================================
 
    The eigenvalues of K are computed from the engine's M x M Gram matrix of the gradients
-   (repro.curvature.gradient_gram) by :func:`covariance_metrics`; they equal
-   repro.curvature.grad_covariance_eigs(..., ddof=1) (tested), and the projections for
-   g_over_gtop come from the same Gram matrix, so the gradients are computed once.
+   (repro.curvature.gradient_gram) by :func:`covariance_metrics`, through
+   repro.curvature.covariance_from_gram(..., ddof=1) (the formula grad_covariance_eigs uses
+   too), and the projections for g_over_gtop come from the same Gram matrix
+   (repro.curvature.projections_on_top_eigenvectors), so the gradients are computed once.
    A snapshot that does not exist (its run diverged earlier) or has non-finite weights is
    recorded with ``status: missing`` and the reason; a metric that cannot be computed (e.g.
    alpha* beyond ``alpha.max_alpha``) is missing with its reason, never a number. A snapshot
@@ -75,7 +77,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import io
+from .. import io
+from ..curvature import (
+    covariance_from_gram,
+    curvature_mode,
+    gradient_gram,
+    hessian_eigs,
+    projections_on_top_eigenvectors,
+    step_sharpness_alpha,
+)
+from ..data import load_dataset
+from ..train import evaluate, load_model
+
+# K of paper D's measurement: the unbiased 1/(M - 1) estimate from M sampled gradients
+COVARIANCE_DDOF = 1
 
 
 def make_probe(x_train: torch.Tensor, y_train: torch.Tensor, probe: dict) -> dict:
@@ -105,8 +120,6 @@ def make_probe(x_train: torch.Tensor, y_train: torch.Tensor, probe: dict) -> dic
 
 def make_probe_file(dataset: dict, probe: dict, out_path, data_root="data", download=False) -> dict:
     """Load the experiment's dataset (as training does) and save its probe subsets."""
-    from .data import load_dataset
-
     data = load_dataset(dataset["dataset"], data_root, download, test_fraction=dataset.get("test_fraction", 0.2),
                         train_size=dataset.get("train_size"))
     payload = make_probe(data.x_train, data.y_train, probe)
@@ -118,31 +131,25 @@ def make_probe_file(dataset: dict, probe: dict, out_path, data_root="data", down
 # ---------------------------------------------------------------------- measurement
 
 
-def covariance_metrics(gram: torch.Tensor, top: int = 5, ddof: int = 1) -> dict:
-    r"""Spectrum of K and ||g||/||g_top|| from the uncentred Gram matrix G = Phi Phi^T (M x M).
+def covariance_metrics(gram: torch.Tensor, top: int = 5) -> dict:
+    r"""Spectrum of paper D's K (1/(M-1), :data:`COVARIANCE_DDOF`) and ||g||/||g_top|| from
+    the uncentred Gram matrix G = Phi Phi^T (M x M) of the M covariance-batch gradients.
 
-    K = 1/(M - ddof) sum_m (g_m - gbar)(g_m - gbar)^T. With C the centring matrix, the non-zero
-    eigenvalues of K are those of Gc = C G C / (M - ddof); an eigenvector u_j of Gc with
-    eigenvalue l_j > 0 gives the unit eigenvector v_j = Phi^T C u_j / sqrt((M - ddof) l_j) of K,
-    so v_j^T g_m = (u_j^T C G)_m / sqrt((M - ddof) l_j) and ||g_m||^2 = G_mm: the projections
-    of the raw gradients on the top eigenvectors need no parameter-space vector.
+    ||g_m||^2 = G_mm and the projections of the raw gradients on K's top eigenvectors come
+    from G too (repro.curvature.projections_on_top_eigenvectors): no parameter-space vector.
+    Only eigenvalues above 1e-12 lambda1 count as top directions.
     """
     G = gram.to(torch.float64)
     M = G.shape[0]
     if M < 2:
         raise ValueError(f"need at least 2 gradients, got {M}")
-    C = torch.eye(M, dtype=torch.float64) - 1.0 / M
-    Gc = C @ G @ C / (M - ddof)
-    Gc = 0.5 * (Gc + Gc.T)
-    vals, vecs = torch.linalg.eigh(Gc)
-    vals, vecs = vals.flip(0), vecs.flip(1)
-    lam1, lam_star, trace = float(vals[0]), float(vals[M - 2]), float(torch.trace(Gc))
+    spectrum = covariance_from_gram(G, ddof=COVARIANCE_DDOF, eigenvectors=True)
+    vals = spectrum["eigs"]
+    lam1, lam_star, trace = float(vals[0]), spectrum["lambda_star"], spectrum["trace"]
     tiny = 1e-12 * max(abs(lam1), 1e-300)
     n_top = int(min(top, int((vals > tiny).sum())))
     if n_top:
-        U = vecs[:, :n_top]
-        coef = (U.T @ C @ G) / torch.sqrt((M - ddof) * vals[:n_top])[:, None]   # (n_top, M): v_j^T g_m
-        proj = coef.pow(2).sum(0)
+        proj = projections_on_top_eigenvectors(G, spectrum, n_top).pow(2).sum(0)
         norms = torch.diagonal(G).clamp_min(0)
         ratios = torch.sqrt(norms / proj.clamp_min(1e-300))
         g_ratio = float(ratios.mean())
@@ -165,8 +172,6 @@ def _chunks(x: torch.Tensor, y: torch.Tensor, size: int) -> list[tuple[torch.Ten
 
 def sgd_step_params(model: nn.Module, loss_fn, batch, lr: float) -> list[torch.Tensor]:
     """theta' = theta - lr * grad L_batch(theta), the gradient in eval mode (curvature policy)."""
-    from .curvature import curvature_mode
-
     params = [p for p in model.parameters() if p.requires_grad]
     with curvature_mode(model), torch.enable_grad():
         x, y = batch
@@ -176,9 +181,6 @@ def sgd_step_params(model: nn.Module, loss_fn, batch, lr: float) -> list[torch.T
 
 def measure(model: nn.Module, probe: dict, params: dict, lr: float, batch_size: int) -> tuple[dict, dict, dict]:
     """All metrics of one snapshot: (metrics, missing reasons, cost). See the module docstring."""
-    from .curvature import curvature_mode, gradient_gram, hessian_eigs, step_sharpness_alpha
-    from .train import evaluate
-
     device = next(model.parameters()).device
     x, y = probe["x"].to(device), probe["y"].to(device)
     loss_fn = nn.CrossEntropyLoss()
@@ -197,7 +199,7 @@ def measure(model: nn.Module, probe: dict, params: dict, lr: float, batch_size: 
     # autograd.grad per batch ("loop") from 16 examples (measured crossover, LOOP_MIN_BATCH)
     with curvature_mode(model):
         gram, method, _ = gradient_gram(model, loss_fn, batches, method="auto")
-    cov = covariance_metrics(gram, top=params["covariance_top"], ddof=1)
+    cov = covariance_metrics(gram, top=params["covariance_top"])
     metrics.update(lambda1_K=cov["lambda1"], lambda_star_K=cov["lambda_star"], trace_K=cov["trace"],
                    conditioning_K=cov["conditioning"], trace_over_lambda1_K=cov["trace_over_lambda1"],
                    g_over_gtop=cov["g_over_gtop"])
@@ -261,8 +263,6 @@ def snapshot_record(snapshot_path, status: dict, probe, params: dict, device="cp
     ``probe`` is the loaded probe payload or a callable returning it (called only when the
     snapshot is measured, so a run that diverged before its first snapshot loads nothing).
     """
-    from .train import load_model
-
     snapshot_path = Path(snapshot_path)
     record = dict(ids or {}, snapshot=snapshot_path.stem, run_status=status.get("status"), settings=params,
                   status="ok", reason="", metrics={}, missing={}, cost={})
