@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.stats
 
@@ -97,3 +98,117 @@ def test_bootstrap_ci_paired_difference_over_shared_seeds():
                                 rng=np.random.default_rng(0)).confidence_interval
     assert (low, high) == (pytest.approx(ref.low), pytest.approx(ref.high))
     assert 0.01 - 1e-12 <= low <= high <= 0.02 + 1e-12  # within the per-seed gaps
+
+
+# ------------------------------------------------------------------ the protocol (docs/CLAIMS.md 1.1)
+
+
+def _per_seed(values, seeds=None):
+    seeds = list(range(len(values))) if seeds is None else seeds
+    return pd.DataFrame({"seed": seeds, "v": values})
+
+
+def _mean(frame):
+    return frame["v"].mean()
+
+
+def test_seed_bootstrap_with_three_seeds_is_the_range():
+    """Each one-seed resample has probability 1/27 > 2.5 %: the 95 % interval is the range."""
+    value, lo, hi = stats.seed_bootstrap(_per_seed([0.3, -0.1, 0.5]), _mean)
+    assert value == pytest.approx(0.7 / 3) and (lo, hi) == (pytest.approx(-0.1, abs=1e-15), 0.5)
+
+
+def test_seed_bootstrap_matches_a_plain_percentile_bootstrap_of_the_mean():
+    """Against the textbook resampling with the same draws (no caching, no relabelling)."""
+    vals = np.array([0.91, 0.93, 0.90, 0.94, 0.92, 0.95])
+    value, lo, hi = stats.seed_bootstrap(_per_seed(vals), _mean, B=2000, rng_seed=7)
+    draws = np.random.default_rng(7).integers(0, 6, size=(2000, 6))
+    ref = np.percentile(vals[draws].mean(axis=1), [2.5, 97.5])
+    assert value == pytest.approx(vals.mean())
+    assert (lo, hi) == (pytest.approx(ref[0], abs=1e-12), pytest.approx(ref[1], abs=1e-12))
+
+
+def test_seed_bootstrap_keeps_pairs_and_relabels_duplicated_seeds():
+    frame = pd.DataFrame({"seed": [5, 5, 7, 7, 9, 9], "arm": ["a", "b"] * 3,
+                          "v": [1.0, 0.0, 2.0, 1.5, 3.0, 2.9]})
+    seen = []
+
+    def paired_gap(f):
+        wide = f.pivot(index="seed", columns="arm", values="v")    # fails if a seed label repeats within an arm
+        seen.append(len(wide))
+        return float((wide["a"] - wide["b"]).mean())
+
+    value, lo, hi = stats.seed_bootstrap(frame, paired_gap)
+    assert value == pytest.approx((1.0 + 0.5 + 0.1) / 3)
+    assert (lo, hi) == (pytest.approx(0.1), pytest.approx(1.0))    # the range of the per-seed gaps
+    assert set(seen) == {3}                                         # always 3 distinct seeds
+
+
+def test_seed_bootstrap_constant_statistic_seeded_and_degenerate_cases():
+    frame = _per_seed([0.2, 0.4, 0.9, 0.1, 0.5])
+    assert stats.seed_bootstrap(frame, lambda f: 1.5) == (1.5, 1.5, 1.5)
+    first = stats.seed_bootstrap(frame, _mean)
+    assert stats.seed_bootstrap(frame, _mean) == first                     # fixed generator
+    assert stats.seed_bootstrap(frame, _mean, B=40, rng_seed=1) != stats.seed_bootstrap(frame, _mean, B=40)
+    assert stats.BOOTSTRAP_SEED == 20191 and stats.BOOTSTRAP_B == 10_000
+    value, lo, hi = stats.seed_bootstrap(_per_seed([0.3]), _mean)          # one seed: no interval
+    assert value == 0.3 and math.isnan(lo) and math.isnan(hi)
+    value, lo, hi = stats.seed_bootstrap(frame, lambda f: math.nan)
+    assert math.isnan(value) and math.isnan(lo)
+    # NaN on some resample (here: when seed 0's row is drawn) makes the interval NaN
+    _, lo, hi = stats.seed_bootstrap(frame, lambda f: math.nan if (f["v"] == 0.2).sum() > 1 else 1.0)
+    assert math.isnan(lo) and math.isnan(hi)
+
+
+@pytest.mark.parametrize("lo,hi,op,t,expected", [
+    (0.1, 0.3, ">", 0, "holds"), (-0.3, -0.1, ">", 0, "fails"), (-0.1, 0.3, ">", 0, "inconclusive"),
+    (0.0, 0.3, ">", 0, "inconclusive"),
+    (-0.3, -0.1, "<", 0, "holds"), (0.1, 0.3, "<", 0, "fails"), (-0.1, 0.0, "<", 0, "inconclusive"),
+    (0.8, 0.9, ">=", 0.8, "holds"), (0.5, 0.79, ">=", 0.8, "fails"), (0.7, 0.9, ">=", 0.8, "inconclusive"),
+    (0.5, 0.79, ">=", 0.8, "fails"),
+    (-0.6, -0.4, "in", (-0.7, -0.3), "holds"), (-0.7, -0.3, "in", (-0.7, -0.3), "holds"),
+    (-0.2, -0.1, "in", (-0.7, -0.3), "fails"), (-0.9, -0.8, "in", (-0.7, -0.3), "fails"),
+    (-0.5, -0.2, "in", (-0.7, -0.3), "inconclusive"), (-0.9, -0.1, "in", (-0.7, -0.3), "inconclusive"),
+    (math.nan, 1.0, ">", 0, "inconclusive"), (None, None, "<", 0, "inconclusive"),
+])
+def test_interval_verdict_table(lo, hi, op, t, expected):
+    assert stats.interval_verdict(lo, hi, op, t) == expected
+
+
+def test_equivalence_and_intersection_union():
+    assert stats.equivalence_verdict(-0.004, 0.006, 0.01) == "holds"
+    assert stats.equivalence_verdict(-0.004, 0.012, 0.01) == "inconclusive"   # straddles the margin
+    assert stats.equivalence_verdict(0.011, 0.03, 0.01) == "fails"
+    assert stats.equivalence_verdict(-0.03, -0.01, 0.01) == "fails"
+    assert stats.equivalence_verdict(math.nan, 0.0, 0.01) == "inconclusive"
+    assert stats.all_of(["holds", "holds"]) == "holds"
+    assert stats.all_of(["holds", "inconclusive"]) == "inconclusive"
+    assert stats.all_of(["inconclusive", "fails", "holds"]) == "fails"
+    assert stats.all_of([]) == "inconclusive"
+
+
+def test_clopper_pearson_and_binomial_tail_by_hand():
+    # k = 0: the upper bound solves (1 - p)^n = alpha/2; k = n: the lower bound p^n = alpha/2
+    lo, hi = stats.clopper_pearson(0, 9)
+    assert lo == 0.0 and hi == pytest.approx(1 - 0.025 ** (1 / 9), rel=1e-9)
+    lo, hi = stats.clopper_pearson(9, 9)
+    assert hi == 1.0 and lo == pytest.approx(0.025 ** (1 / 9), rel=1e-9)
+    # 0 < k < n: the beta quantiles
+    lo, hi = stats.clopper_pearson(3, 9)
+    assert lo == pytest.approx(scipy.stats.beta.ppf(0.025, 3, 7), rel=1e-9)
+    assert hi == pytest.approx(scipy.stats.beta.ppf(0.975, 4, 6), rel=1e-9)
+    assert stats.binomial_tail(0, 6, 0.05) == 1.0
+    assert stats.binomial_tail(1, 6, 0.05) == pytest.approx(1 - 0.95 ** 6)
+    assert stats.binomial_tail(3, 6, 0.05) == pytest.approx(
+        sum(math.comb(6, j) * 0.05 ** j * 0.95 ** (6 - j) for j in range(3, 7)))
+
+
+def test_loglog_slope_is_the_ols_slope_with_a_t_interval():
+    x = np.array([100.0, 250, 500, 1000, 2000, 4000])
+    y = 2 * x ** -0.5 * np.array([1.02, 0.98, 1.01, 0.99, 1.03, 0.97])
+    slope, se, lo, hi = stats.loglog_slope(x, y)
+    fit = scipy.stats.linregress(np.log(x), np.log(y))
+    assert slope == pytest.approx(fit.slope) and se == pytest.approx(fit.stderr)
+    q = scipy.stats.t.ppf(0.975, 4) * fit.stderr
+    assert (lo, hi) == (pytest.approx(fit.slope - q), pytest.approx(fit.slope + q))
+    assert math.isnan(stats.loglog_slope([1, 2], [1, 2])[2])

@@ -21,7 +21,8 @@ from . import papers
 from .io import atomic_write_text
 
 VERDICTS = ("holds", "fails", "inconclusive")
-COLUMNS = ["id", "paper", "statement", "statistic", "threshold", "value", "verdict", "note"]
+COLUMNS = ["id", "paper", "statement", "statistic", "threshold", "value", "ci_low", "ci_high",
+           "interval", "n_seeds", "scale", "verdict", "note"]
 
 
 @dataclass
@@ -34,6 +35,13 @@ class Claim:
     value: float | str | None
     verdict: str
     note: str = field(default="")
+    # the interval the verdict is read from (docs/CLAIMS.md 1.1, 1.5); empty for a paper
+    # whose claims do not report one yet
+    ci_low: float | None = None
+    ci_high: float | None = None
+    interval: str = ""          # method, e.g. "95% percentile bootstrap over seeds [0, 1, 2], B=10000"
+    n_seeds: int | None = None
+    scale: str = ""             # "default" | "medium": the scale the claim is registered at
 
     def __post_init__(self):
         if self.verdict not in VERDICTS:
@@ -74,7 +82,8 @@ def collect(paths) -> pd.DataFrame:
     frames = [f for f in frames if not f.empty]
     if not frames:
         return pd.DataFrame(columns=COLUMNS)
-    table = pd.concat(frames, ignore_index=True)[COLUMNS]
+    # files written before the interval columns existed get them empty
+    table = pd.concat(frames, ignore_index=True).reindex(columns=COLUMNS)
     # one spelling, the id "A".."D": papers that still write their key get it mapped
     table["paper"] = table["paper"].astype(str).map(lambda p: papers.get(p).id)
     return table
@@ -95,8 +104,32 @@ def unexplained(frame: pd.DataFrame) -> list[str]:
     return list(frame.loc[(frame["verdict"] != "holds") & (note == ""), "id"])
 
 
+def _with_interval(value, lo, hi) -> str:
+    """"value [lo, hi]" for the Markdown table (just the value when there is no interval)."""
+    def num(v):
+        return f"{v:.4g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
+
+    def missing(v):
+        return v is None or (isinstance(v, float) and math.isnan(v))
+
+    if missing(value):
+        return ""
+    if missing(lo) or missing(hi):
+        return num(value)
+    return f"{num(value)} [{num(lo)}, {num(hi)}]"
+
+
+def markdown_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """The claims as people read them: `value [ci_low, ci_high]` in one column."""
+    shown = frame.copy()
+    shown["value"] = [_with_interval(v, lo, hi) for v, lo, hi in
+                      zip(frame["value"], frame["ci_low"], frame["ci_high"])]
+    return shown.drop(columns=["ci_low", "ci_high"])
+
+
 def write_claims(frame: pd.DataFrame, csv_path, md_path) -> None:
-    """CSV for machines; Markdown for people: the tally per paper, then every claim."""
+    """CSV for machines; Markdown for people: the tally per paper, then every claim
+    (value and interval as `value [lo, hi]`)."""
     atomic_write_text(csv_path, frame.to_csv(index=False))
     if not len(frame):
         atomic_write_text(md_path, "# Claims\n\n_No claims were evaluated._\n")
@@ -107,4 +140,4 @@ def write_claims(frame: pd.DataFrame, csv_path, md_path) -> None:
     missing = unexplained(frame)
     if missing:
         text += f"No note says why these fail or are inconclusive: {', '.join(missing)}.\n\n"
-    atomic_write_text(md_path, text + frame.to_markdown(index=False) + "\n")
+    atomic_write_text(md_path, text + markdown_table(frame).to_markdown(index=False) + "\n")

@@ -1,5 +1,6 @@
-"""The statistics behind the claims, in one place: rank correlations, ordered-pair tests and
-a seeded bootstrap interval over seeds.
+"""The statistics behind the claims, in one place: rank correlations, ordered-pair tests,
+slopes, the seeded bootstrap over seeds and the verdict rules of docs/CLAIMS.md section 1.1
+(interval verdict, equivalence, intersection-union, Clopper-Pearson).
 
 Conventions every function keeps:
 * non-finite inputs are dropped pairwise (a diverged run is never a number);
@@ -135,3 +136,121 @@ def bootstrap_ci(*samples, statistic: Callable = np.mean, level: float = 0.95, n
     if not (math.isfinite(low) and math.isfinite(high)):
         return math.nan, math.nan
     return low, high
+
+
+# ------------------------------------------------------------------ the protocol (docs/CLAIMS.md 1.1)
+
+BOOTSTRAP_SEED = 20191      # one generator seed for the whole project: a table's intervals repeat bit for bit
+BOOTSTRAP_B = 10_000
+MIN_SEEDS = 3               # fewer completed seeds per cell: the claim is inconclusive (CLAIMS.md 1.1)
+
+
+def seed_bootstrap(frame, statistic: Callable, seed_col: str = "seed", B: int = BOOTSTRAP_B,
+                   level: float = 0.95, rng_seed: int = BOOTSTRAP_SEED) -> tuple[float, float, float]:
+    """(value, lo, hi): `statistic(frame)` and its percentile interval, resampling *seeds*.
+
+    A seed carries all its rows, so comparisons inside a seed stay paired. Each resample
+    draws n seeds with replacement; the rows of a seed drawn twice appear twice, the copies
+    relabelled (``seed_col`` = the draw's position 0..n-1) so a statistic that groups or
+    pairs by seed sees two distinct seeds. The draw is sorted before the frame is built, so
+    the resampled frame depends only on which seeds were drawn how often; the statistic is
+    then computed once per distinct multiset (at most C(2n-1, n): 10 for n = 3) — the same
+    numbers as computing it on every resample, much faster. NaN interval when the statistic
+    is NaN on the data or on any resample, or with fewer than 2 seeds.
+    """
+    value = float(statistic(frame))
+    seeds = list(dict.fromkeys(frame[seed_col]))
+    n = len(seeds)
+    if n < 2 or not math.isfinite(value):
+        return value, math.nan, math.nan
+    rows = {s: np.flatnonzero((frame[seed_col] == s).to_numpy()) for s in seeds}
+    draws = np.sort(np.random.default_rng(rng_seed).integers(0, n, size=(B, n)), axis=1)
+    cache: dict[tuple, float] = {}
+    values = np.empty(B)
+    for b, draw in enumerate(draws):
+        key = tuple(draw)
+        if key not in cache:
+            idx = np.concatenate([rows[seeds[i]] for i in key])
+            part = frame.iloc[idx].copy()
+            part[seed_col] = np.repeat(np.arange(n), [len(rows[seeds[i]]) for i in key])
+            cache[key] = float(statistic(part))
+        values[b] = cache[key]
+    if not np.all(np.isfinite(values)):
+        return value, math.nan, math.nan
+    tail = 100 * (1 - level) / 2
+    lo, hi = np.percentile(values, [tail, 100 - tail])
+    return value, float(lo), float(hi)
+
+
+def interval_verdict(lo: float, hi: float, op: str, threshold) -> str:
+    """The three-way verdict of CLAIMS.md 1.1 from an interval [lo, hi] for "value OP threshold".
+
+    op: ">", "<", ">=", "<=", or "in" (threshold = (a, b), the closed band [a, b]).
+    holds only when the whole interval is on the claimed side, fails only when it is on
+    the other side, inconclusive otherwise or when a bound is missing (NaN/None).
+    """
+    if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
+        return "inconclusive"
+    if op == "in":
+        a, b = threshold
+        holds, fails = a <= lo and hi <= b, hi < a or lo > b
+    elif op == ">":
+        holds, fails = lo > threshold, hi < threshold
+    elif op == ">=":
+        holds, fails = lo >= threshold, hi < threshold
+    elif op == "<":
+        holds, fails = hi < threshold, lo > threshold
+    elif op == "<=":
+        holds, fails = hi <= threshold, lo > threshold
+    else:
+        raise ValueError(f"op must be one of >, >=, <, <=, in; got {op!r}")
+    return "holds" if holds else "fails" if fails else "inconclusive"
+
+
+def equivalence_verdict(lo90: float, hi90: float, margin: float) -> str:
+    """Equivalence by two one-sided tests at alpha 0.05: the 90 % interval of the difference
+    inside (-margin, +margin) holds, entirely outside it fails, else inconclusive."""
+    if lo90 is None or hi90 is None or not (math.isfinite(lo90) and math.isfinite(hi90)):
+        return "inconclusive"
+    if -margin < lo90 and hi90 < margin:
+        return "holds"
+    if hi90 <= -margin or lo90 >= margin:
+        return "fails"
+    return "inconclusive"
+
+
+def all_of(verdicts: Iterable[str]) -> str:
+    """Intersection-union for "for every X": holds if every part holds, fails if any part
+    fails, inconclusive otherwise (and with no parts)."""
+    verdicts = list(verdicts)
+    if not verdicts:
+        return "inconclusive"
+    if "fails" in verdicts:
+        return "fails"
+    return "holds" if all(v == "holds" for v in verdicts) else "inconclusive"
+
+
+def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) interval of a binomial rate k/n (scipy.stats.binomtest)."""
+    from scipy.stats import binomtest
+
+    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=level, method="exact")
+    return float(ci.low), float(ci.high)
+
+
+def binomial_tail(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p); 1 for k <= 0."""
+    from scipy.stats import binom
+
+    return 1.0 if k <= 0 else float(binom.sf(int(k) - 1, int(n), p))
+
+
+def loglog_slope(x, y) -> tuple[float, float, float, float]:
+    """OLS slope of log y on log x: (slope, stderr, ci95_low, ci95_high) (t interval of the
+    regression; NaN bounds with fewer than 3 points)."""
+    from scipy.stats import linregress, t
+
+    lx, ly = np.log(np.asarray(x, float)), np.log(np.asarray(y, float))
+    fit = linregress(lx, ly)
+    q = t.ppf(0.975, len(lx) - 2) * fit.stderr if len(lx) > 2 else math.nan
+    return float(fit.slope), float(fit.stderr), float(fit.slope - q), float(fit.slope + q)
