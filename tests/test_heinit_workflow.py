@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from conftest import CONFIGS, planned_jobs, snakemake
+from repro.claims import COLUMNS
 
 pytestmark = pytest.mark.slow
 
@@ -63,18 +64,19 @@ def test_heinit_target_outputs(done):
     assert (per_layer["std"] >= 0).all() and (per_layer["eps_max"] >= per_layer["eps_measured"]).all()
 
     claims = pd.read_csv(res / "claims/heinit.csv")
-    assert list(claims.columns) == ["id", "paper", "statement", "statistic", "threshold",
-                                    "value", "verdict", "note"]
+    assert list(claims.columns) == COLUMNS
     ids = set(claims.id)
     assert {"C1-forward", "C1-backward", "C1u-forward", "C2-forward", "C3-forward",
             "C4-forward"} <= ids
     assert set(claims.verdict) <= {"holds", "fails", "inconclusive"}
-    assert claims.set_index("id").loc["C4-forward", "threshold"].startswith("max |slope / s0 - 1| <= 0.1")
+    assert claims.set_index("id").loc["C4-forward", "threshold"].startswith("slope/s0 - 1 in [-0.1, 0.1]")
     glorot = pd.read_csv(res / "tables/heinit/glorot_slopes.csv")
     assert len(glorot) == 1 + 3 + 1                  # paper setting, 3 depths, real inputs
-    c4 = claims.set_index("id").loc["C4-forward"]
-    assert float(c4.value) == pytest.approx(glorot.rel_err.max())
-    assert (c4.verdict == "holds") == (glorot.rel_err.max() <= 0.1)
+    assert set(claims.scale) == {"default"}
+    # the tiny config has one seed: every claim read from a seed interval is inconclusive
+    # (the protocol needs >= 3 seeds); C1u is an exact test over networks
+    seeded = claims[~claims.id.str.startswith("C1u")]
+    assert set(seeded.verdict) == {"inconclusive"}
 
 
 def test_nothing_to_do_then_one_sweep_change_reruns_only_that_sweep(done, tmp_path):

@@ -287,5 +287,6 @@ def test_aggregate_writes_tidy_tables_and_table1(tmp_path):
     err = curves[(curves.metric == "error") & (curves.split == "test") & (curves.epoch == 1)]
     assert len(err) == 6 and set(curves.columns) >= {"experiment", "run", "seed", "epoch", "step", "metric", "value"}
     claims = it_claims.write_claims(out, tmp_path / "claims.csv")
-    assert list(claims.columns) == ["id", "paper", "statement", "statistic", "threshold", "value", "verdict", "note"]
+    assert list(claims.columns) == ["id", "paper", "statement", "statistic", "threshold", "value", "ci_low",
+                                    "ci_high", "interval", "n_seeds", "scale", "verdict", "note"]
     assert "naive_s1 (diverged)" in claims.set_index("id").loc["A4b", "note"]

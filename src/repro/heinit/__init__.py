@@ -21,7 +21,7 @@ _SIMULATE_NAMES = (
     "resolve_device", "resolve_dtype", "weight_variance", "make_weights", "gaussian_inputs",
     "random_targets", "auto_chunk_size", "compute_norm_ratios", "simulate_network",
     "norm_ratio_arrays", "norm_ratios", "norm_ratios_for_inputs", "norm_ratios_loop_numpy",
-    "theory_epsilon", "required_width", "deviation_stats", "measured_epsilon",
+    "theory_epsilon", "theory_epsilon_rate", "required_width", "deviation_stats", "measured_epsilon",
 )
 __all__ = list(_SIMULATE_NAMES)
 

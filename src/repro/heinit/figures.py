@@ -12,7 +12,8 @@ import pandas as pd
 
 from ..figures import empty_axes, pyplot, save_figure
 from . import simulate as sim
-from .claims import loglog_slope, short_name
+from ..stats import loglog_slope
+from .claims import short_name
 from .plan import real_figure_stem
 from .tables import METRICS, select, summarize
 
@@ -152,6 +153,8 @@ def _plot_eps_vs(summary: pd.DataFrame, out_stem, sweep: str, xcol: str, xlabel:
                 m = np.geomspace(s["width"].min(), s["width"].max(), 200)
                 ax.plot(m, sim.theory_epsilon(m, L, N, delta), color="black",
                         label=rf"theory $\epsilon(m)$, L={L}, N={N}, $\delta$={delta}")
+                ax.plot(m, sim.theory_epsilon_rate(m, L, N, delta), color="black", ls="--",
+                        label=r"$m^{-1/2}$ envelope $\frac{1}{2}\sqrt{5L/m}\sqrt{2\log(2NL/\delta)}$ (no verdict)")
                 title = "Measured vs theoretical $\\epsilon$"
             else:
                 g = s[s["metric"] == METRICS[0]]

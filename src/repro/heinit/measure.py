@@ -1,7 +1,8 @@
 """Paper C's jobs: each sweep simulates its networks at initialization (torch, via
 :mod:`repro.heinit.simulate`) and returns the per-layer table (:mod:`repro.heinit.tables`).
 
-Each sweep draws one network per seed in ``settings["seeds"]``; weights seed = data seed =
+Each sweep draws one network per seed of :func:`repro.heinit.plan.sweep_seeds` (the shared
+``seeds`` unless its section sets its own); weights seed = data seed =
 seed unless stated. Layer l of a network is drawn from its own stream (see
 :mod:`repro.heinit.simulate`), so the depth sweep's networks are nested: the depth-5 network
 is the first 5 layers of the depth-50 one (a paired comparison across depths).
@@ -18,7 +19,7 @@ import pandas as pd
 from ..data import load_dataset
 from ..io import atomic_write_text
 from . import simulate as sim
-from .plan import GAUSSIAN_SWEEPS, SWEEPS, with_defaults
+from .plan import GAUSSIAN_SWEEPS, SWEEPS, sweep_seeds, with_defaults
 from .tables import PER_LAYER_COLUMNS
 
 
@@ -67,28 +68,28 @@ def sweep_paper(settings: dict | None = None, device: str = "auto") -> pd.DataFr
     p = cfg["paper"]
     return _concat([_run_gaussian(cfg, device, "paper", i, p["width"], p["depth"],
                                   p["n_samples"], s)
-                    for s in cfg["seeds"] for i in p["inits"]])
+                    for s in sweep_seeds(cfg, "paper") for i in p["inits"]])
 
 
 def sweep_width(settings: dict | None = None, device: str = "auto") -> pd.DataFrame:
     cfg = with_defaults(settings)
     p = cfg["width_sweep"]
     return _concat([_run_gaussian(cfg, device, "width", i, m, p["depth"], p["n_samples"], s)
-                    for s in cfg["seeds"] for i in p["inits"] for m in p["widths"]])
+                    for s in sweep_seeds(cfg, "width") for i in p["inits"] for m in p["widths"]])
 
 
 def sweep_depth(settings: dict | None = None, device: str = "auto") -> pd.DataFrame:
     cfg = with_defaults(settings)
     p = cfg["depth_sweep"]
     return _concat([_run_gaussian(cfg, device, "depth", i, p["width"], L, p["n_samples"], s)
-                    for s in cfg["seeds"] for i in p["inits"] for L in p["depths"]])
+                    for s in sweep_seeds(cfg, "depth") for i in p["inits"] for L in p["depths"]])
 
 
 def sweep_samples(settings: dict | None = None, device: str = "auto") -> pd.DataFrame:
     cfg = with_defaults(settings)
     p = cfg["samples_sweep"]
     return _concat([_run_gaussian(cfg, device, "samples", i, p["width"], p["depth"], n, s)
-                    for s in cfg["seeds"] for i in p["inits"] for n in p["n_samples"]])
+                    for s in sweep_seeds(cfg, "samples") for i in p["inits"] for n in p["n_samples"]])
 
 
 def fresh_data_seed(seed: int, batch: int) -> int:
@@ -107,7 +108,7 @@ def sweep_fresh(settings: dict | None = None, device: str = "auto") -> pd.DataFr
     p = cfg["fresh"]
     return _concat([_run_gaussian(cfg, device, "fresh", i, p["width"], p["depth"],
                                   p["n_samples"], s, data_seed=fresh_data_seed(s, b))
-                    for s in cfg["seeds"] for i in p["inits"]
+                    for s in sweep_seeds(cfg, "fresh") for i in p["inits"]
                     for b in range(int(p["n_batches"]) + 1)])
 
 
@@ -122,7 +123,7 @@ def sweep_real(X, settings: dict | None = None, inputs: str = "mnist5k",
     p = cfg["real"]
     X = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
     frames = []
-    for seed in cfg["seeds"]:
+    for seed in sweep_seeds(cfg, "real"):
         for init in p["inits"]:
             arr = sim.simulate_network(X, int(p["width"]), int(p["depth"]), init,
                                        weights_seed=int(seed), targets_seed=int(seed),

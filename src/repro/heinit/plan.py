@@ -83,6 +83,13 @@ def with_defaults(overrides: dict | None = None) -> dict:
 
 # --------------------------------------------------------------------------- rule params
 
+def sweep_seeds(settings: dict, sweep: str) -> list[int]:
+    """The seeds a sweep draws its networks from: its own section's ``seeds`` when set
+    (e.g. the depth sweep's 5 seeds for C4), else the shared ``seeds``."""
+    own = settings.get(SECTIONS[sweep], {}).get("seeds")
+    return list(own if own is not None else settings["seeds"])
+
+
 def sweep_params(settings: dict, sweep: str) -> dict:
     """Exactly what defines one sweep's numbers: the shared keys and the sweep's own section.
 
@@ -115,7 +122,7 @@ def _configurations(params: dict, sweep: str, real_shape=(5000, 784)):
     """(width, depth, n_samples, input_dim) of every network a sweep simulates."""
     cfg = with_defaults(params)
     p = cfg[SECTIONS[sweep]]
-    n_seeds, n_inits, d = len(cfg["seeds"]), len(p["inits"]), int(cfg["input_dim"])
+    n_seeds, n_inits, d = len(sweep_seeds(cfg, sweep)), len(p["inits"]), int(cfg["input_dim"])
     if sweep == "width":
         confs = [(m, p["depth"], p["n_samples"], d) for m in p["widths"]]
     elif sweep == "depth":

@@ -340,6 +340,25 @@ def theory_epsilon(width, depth, n_samples, delta: float = 0.05):
     return float(eps) if eps.ndim == 0 else eps
 
 
+def theory_epsilon_rate(width, depth, n_samples, delta: float = 0.05):
+    """A bound with the right rate beside the paper's: eps_rate(m) = 1/2 sqrt(5L/m) sqrt(2 log(2NL/delta)).
+
+    The leading-order high-probability envelope of the uniform deviation max |1 - ratio|
+    (drawn beside eps(m), no verdict; docs/CLAIMS.md C1u). Assumptions: the per-layer ratio
+    is approximately Gaussian with std 1/2 sqrt(5l/m) (each He ReLU layer multiplies the
+    squared norm by a factor of relative variance 5/m; C2), largest at l = L, and a Gaussian
+    tail with a union bound over N samples and L layers gives sqrt(2 log(2NL/delta)). So it
+    falls like m^-1/2, as the measured maximum does, while the paper's eps(m) falls like 1/m
+    (it bounds the squared norm linearly in 1/m). It is an approximation, not a theorem: the
+    rigorous per-layer Laurent-Massart union bound (1 + 2 sqrt(2t/m) + 4t/m)^L - 1,
+    t = log(2NL/delta), has the same rate but exceeds 1 at every width up to 4000, so it is
+    named in the claim note and not drawn.
+    """
+    m, L, N = (np.asarray(v, dtype=np.float64) for v in (width, depth, n_samples))
+    eps = 0.5 * np.sqrt(5.0 * L / m) * np.sqrt(2.0 * np.log(2.0 * N * L / delta))
+    return float(eps) if eps.ndim == 0 else eps
+
+
 def required_width(epsilon, depth, n_samples, delta: float = 0.05):
     """Inverse of :func:`theory_epsilon`: m >= (4/eps') log(4NL/delta), eps' = (1+eps)^(1/L) - 1."""
     e, L, N = (np.asarray(v, dtype=np.float64) for v in (epsilon, depth, n_samples))

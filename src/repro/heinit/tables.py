@@ -18,6 +18,8 @@ are over samples of the ratio; ``eps_*`` are over samples of the deviation ``|1 
     spread         mean over layers of the per-layer std of the ratio across samples
     last_mean      mean ratio at the top layer
     eps_theory     the paper's eps(m) for (width, depth, n_samples, delta)
+    eps_rate       the m^-1/2 envelope beside it (:func:`repro.heinit.theory_epsilon_rate`;
+                   shown for C1u, no verdict)
 
 ``glorot_slopes`` (:func:`glorot_slope`): per Glorot configuration, the slope of log mean
 forward ratio against layer (claim C4).
@@ -32,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from ..tables import write_table
+from .simulate import theory_epsilon_rate
 
 METRICS = ("forward_ratio", "backward_ratio")
 CONFIG_KEYS = ["sweep", "inputs", "init", "width", "depth", "n_samples", "input_dim", "seed",
@@ -39,7 +42,7 @@ CONFIG_KEYS = ["sweep", "inputs", "init", "width", "depth", "n_samples", "input_
 PER_LAYER_COLUMNS = CONFIG_KEYS + ["layer", "metric", "mean", "std", "min", "max",
                                    "eps_measured", "eps_std", "eps_max", "eps_theory"]
 SUMMARY_COLUMNS = CONFIG_KEYS + ["metric", "eps_measured", "eps_std", "eps_layer_max", "eps_max",
-                                 "spread", "last_mean", "eps_theory"]
+                                 "spread", "last_mean", "eps_theory", "eps_rate"]
 GLOROT_COLUMNS = CONFIG_KEYS + ["slope", "rel_err", "se_theory", "rel_se_theory"]
 # Glorot N(0, 1/m): each ReLU layer halves the expected squared norm, ratio_l ~ 2^(-l/2)
 GLOROT_SLOPE = -0.5 * math.log(2.0)
@@ -75,7 +78,10 @@ def summarize(per_layer: pd.DataFrame) -> pd.DataFrame:
                          eps_layer_max=g["eps_measured"].max(), eps_max=g["eps_max"].max(),
                          spread=g["std"].mean(), last_mean=g["mean"].iloc[-1],
                          eps_theory=g["eps_theory"].iloc[0]))
-    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    out = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    out["eps_rate"] = theory_epsilon_rate(out["width"].to_numpy(float), out["depth"].to_numpy(float),
+                                          out["n_samples"].to_numpy(float), out["delta"].to_numpy(float))
+    return out
 
 
 def paper_table(per_layer: pd.DataFrame) -> pd.DataFrame:
