@@ -199,6 +199,18 @@ def test_claims_markdown_has_a_tally_per_paper_and_names_unexplained_verdicts(tm
     assert "fail or are inconclusive: A2." in head   # C1 has its note
 
 
+def test_claims_markdown_prints_value_with_its_interval_and_csv_keeps_the_columns(tmp_path):
+    frame = to_frame([Claim("C2", "C", "s", "st", "in [-0.7, -0.3]", -0.48, "holds", ci_low=-0.52,
+                            ci_high=-0.45, interval="95% boot", n_seeds=3, scale="default"),
+                      Claim("A1", "A", "s", "st", "< 0", -0.1, "holds")])
+    write_claims(frame, tmp_path / "c.csv", tmp_path / "c.md")
+    text = (tmp_path / "c.md").read_text()
+    assert "-0.48 [-0.52, -0.45]" in text and "| -0.1 " in text
+    back = pd.read_csv(tmp_path / "c.csv")
+    assert list(back.columns[6:11]) == ["ci_low", "ci_high", "interval", "n_seeds", "scale"]
+    assert back.loc[0, "ci_low"] == -0.52 and back.loc[0, "n_seeds"] == 3
+
+
 def test_claims_collect_writes_every_paper_as_its_id(tmp_path):
     """Claims files that still name a paper by its key ("minima") or already by its id."""
     to_frame([Claim("B1", "minima", "s", "st", "< 0", -0.1, "holds")]).to_csv(tmp_path / "b.csv", index=False)
