@@ -10,6 +10,7 @@ from repro.config import (
     run_table,
     snapshot_epochs,
 )
+from repro import costs
 from repro.report_pages import CATEGORIES, OVERVIEW
 
 # read before heinit.smk fills in an empty `heinit:` section with the defaults
