@@ -50,6 +50,10 @@ def mini(tmp_path_factory):
                                       "--cores", "2"], capture_output=True, text=True, cwd=work)
     (work / "snakemake.log").write_text(run.stdout + run.stderr)
     assert run.returncode == 0, (run.stdout + run.stderr)[-6000:]
+    report = subprocess.run(SNAKEMAKE + ["-d", str(work), "--configfile", str(PAPER), str(MINI), *data, "--cores", "2",
+                                         "--report", str(work / "results" / "report.html")],
+                            capture_output=True, text=True, cwd=work)
+    assert report.returncode == 0, report.stderr[-3000:]
     executed = set(re.findall(r"Finished jobid: \d+ \(Rule: (\w+)\)", run.stdout + run.stderr))
     return dict(work=work, results=work / "results", paper_rules=rules_of(dry.stdout + dry.stderr),
                 executed=executed)
@@ -66,6 +70,8 @@ def test_claims_comparison_and_report_are_well_formed(mini):
     assert set(claims["paper"]) == {"A", "B", "C", "D"}
     assert claims["claim"].notna().all() and claims["status"].notna().all()
     assert (results / "claims.md").read_text().strip()
+    html = (results / "report.html").read_text(errors="replace")
+    assert html.lstrip().lower().startswith("<!doctype html") or "<html" in html[:2000].lower()
     comparison = pd.read_csv(results / "tables" / "paper_comparison.csv")
     assert len(comparison) and (results / "tables" / "paper_comparison.md").read_text().strip()
     for page in (results / "report").rglob("*"):
