@@ -36,8 +36,15 @@ rule train:
         "../envs/repro.yaml"
     threads: config["threads"]
     resources:
-        mem_mb=4000,
-        runtime=train_runtime,
+        mem_mb=lambda wildcards: costs.train_mem_mb(
+            RUNS[(wildcards.experiment, wildcards.run)]
+        ),
+        runtime=lambda wildcards, attempt: max(
+            train_runtime(wildcards, attempt),
+            costs.train_runtime_min(
+                RUNS[(wildcards.experiment, wildcards.run)], attempt
+            ),
+        ),
         gpu=0,
     params:
         spec=training_spec,

@@ -15,6 +15,7 @@ are never touched.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,10 +115,51 @@ def _embedded(name: str) -> tuple[np.ndarray, np.ndarray, int]:
     return d.data.reshape(-1, 1, 8, 8) / 16.0, d.target.astype(np.int64), 8
 
 
+def _miniature_aware(cifar_class):
+    """torchvision's CIFAR class, also accepting the miniature files of repro.tiny_datasets.
+
+    torchvision checks every CIFAR file against the real archive's MD5 sum, which no
+    miniature can match. A miniature's meta file lists its own files' MD5 sums; when the
+    real sums fail, these are checked instead (a corrupt file still fails). Parsing is
+    torchvision's, unchanged.
+    """
+    import pickle
+
+    from torchvision.datasets.utils import check_integrity
+
+    from .tiny_datasets import MINIATURE_KEY
+
+    class MiniatureAware(cifar_class):
+        def _miniature_sums(self) -> dict | None:
+            path = os.path.join(self.root, self.base_folder, self.meta["filename"])
+            if not os.path.exists(path):
+                return None
+            with open(path, "rb") as f:
+                return pickle.load(f, encoding="latin1").get(MINIATURE_KEY)
+
+        def _check_integrity(self) -> bool:
+            if super()._check_integrity():
+                return True
+            sums = self._miniature_sums()
+            return bool(sums) and all(
+                check_integrity(os.path.join(self.root, self.base_folder, f), sums.get(f))
+                for f, _ in self.train_list + self.test_list)
+
+        def _load_meta(self) -> None:
+            if self._miniature_sums() is None:
+                return super()._load_meta()
+            path = os.path.join(self.root, self.base_folder, self.meta["filename"])
+            with open(path, "rb") as f:
+                self.classes = pickle.load(f, encoding="latin1")[self.meta["key"]]
+            self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+
+    return MiniatureAware
+
+
 def _torchvision(name: str, root: str, download: bool):
     import torchvision.datasets as tvd
     cls = {"mnist": tvd.MNIST, "fashion_mnist": tvd.FashionMNIST,
-           "cifar10": tvd.CIFAR10, "cifar100": tvd.CIFAR100}[name]
+           "cifar10": _miniature_aware(tvd.CIFAR10), "cifar100": _miniature_aware(tvd.CIFAR100)}[name]
     out = []
     for train in (True, False):
         ds = cls(root, train=train, download=download)
