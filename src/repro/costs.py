@@ -28,7 +28,7 @@ import functools
 import json
 import math
 
-from .config import INPUT_SHAPES, NUM_CLASSES, OFFICIAL_TRAIN_SIZES
+from .config_sizes import INPUT_SHAPES, NUM_CLASSES, OFFICIAL_SIZES
 
 GPU_FLOPS = 10e12     # sustained fp32 FLOP/s of one A100/H100-class GPU on these small convnets
 CPU_FLOPS = 50e9      # sustained FLOP/s of a 4-core CPU job
@@ -40,7 +40,7 @@ BASE_MEM_MB = 3000    # torch + CUDA context + the data set as float32 tensors
 SLURM_GPU_LIMITS = {"gpu": 1, "runtime": 2880, "mem_mb": 128000}
 TEST_SIZES = {"mnist": 10000, "fashion_mnist": 10000, "cifar10": 10000, "cifar100": 10000,
               "mnist5k": 1000, "digits": 360}
-TRAIN_SIZES = {**OFFICIAL_TRAIN_SIZES, "mnist5k": 4000, "digits": 1437}
+TRAIN_SIZES = {**{name: sizes[0] for name, sizes in OFFICIAL_SIZES.items()}, "mnist5k": 4000, "digits": 1437}
 
 
 @functools.lru_cache(maxsize=None)
