@@ -35,13 +35,11 @@ def test_runtime_grows_with_epochs_and_attempts():
 
 @pytest.fixture(scope="module")
 def paper_dry_run(tmp_path_factory):
-    from repro.tiny_datasets import write_all
-
     work = tmp_path_factory.mktemp("paper_dry")
-    write_all(work / "data")  # the files' presence is checked at parse time; sizes do not matter
+    # the official dataset sizes, as on a cluster (download on: a dry run downloads nothing)
     out = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(work),
                           "--configfile", str(ROOT / "configs" / "paper.yaml"), "--config",
-                          f"data_root={work / 'data'}", "--profile", str(GPU_PROFILE.parent), "-n"],
+                          f"data_root={work / 'data'}", "download=True", "--profile", str(GPU_PROFILE.parent), "-n"],
                          capture_output=True, text=True, cwd=work)
     assert out.returncode == 0, out.stderr[-3000:]
     return out.stdout + out.stderr
@@ -74,3 +72,29 @@ def test_slurm_profiles_group_the_tiny_jobs(profile):
     assert tiny - grouped == set()
     rules = set(re.findall(r"^rule (\w+):", "".join(p.read_text() for p in (ROOT / "rules").glob("*.smk")), re.M))
     assert grouped <= rules, grouped - rules
+
+
+@pytest.mark.parametrize("spec, dataset", [
+    ({"name": "resnet", "depth": 110, "widths": [16, 32, 64]}, "cifar10"),
+    ({"name": "resnet", "widths": [160, 320, 640], "blocks_per_stage": 4}, "cifar100"),
+    ({"name": "simplecnn", "batch_norm": True}, "mnist5k"),
+    ({"name": "vgg", "cfg": "vgg11"}, "cifar10"),
+    ({"name": "mlp", "depth": 4, "width": 256}, "fashion_mnist"),
+])
+def test_torch_free_flop_count_equals_torchs_flop_counter(spec, dataset):
+    """The cost model counts FLOPs from the spec (no torch while the DAG is built); torch's
+    FlopCounterMode on the real model, built on the meta device, is the reference."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from repro.config_sizes import INPUT_SHAPES, NUM_CLASSES
+    from repro.models import build_model, count_parameters
+
+    shape = INPUT_SHAPES[dataset]
+    with torch.device("meta"):
+        model = build_model(spec, shape, NUM_CLASSES.get(dataset, 10))
+        with FlopCounterMode(display=False) as counter:
+            model.eval()(torch.zeros(1, *shape))
+    arch = costs.architecture(spec, dataset)
+    assert arch["flops_per_image"] == counter.get_total_flops()
+    assert arch["params"] == count_parameters(model)

@@ -5,11 +5,11 @@ kills it at the limit; asking far too much leaves it queued. The numbers come fr
 count of the work, not from a guess per rule:
 
 Inputs (all from the run config; nothing is measured at planning time)
-    forward FLOPs per image   counted once per architecture by torch's FlopCounterMode on
-                              the meta device (no memory, no real arithmetic)
-    parameters                ``repro.models.count_parameters`` of the same meta model
-    activations per image     the elements of every module output of one forward pass
-                              (the tensors a backward pass keeps)
+    forward FLOPs per image   counted from the model spec (``repro.config_sizes.forward_flops``,
+                              equal to torch's FlopCounterMode, tested), without torch
+    parameters                ``repro.config_sizes.estimate`` (equal to torch's count, tested)
+    activations per image     ``repro.config_sizes.estimate``: the values a backward pass
+                              keeps (approximate: conv, norm and activation outputs)
     images                    training images x epochs (x3: forward + backward), plus the
                               full train/test evaluation after every epoch (x1)
     THROUGHPUT                sustained FLOP/s: GPU_FLOPS (fp32, small convnets, an
@@ -28,7 +28,8 @@ import functools
 import json
 import math
 
-from .config_sizes import INPUT_SHAPES, NUM_CLASSES, OFFICIAL_SIZES
+from . import config_sizes
+from .config_sizes import OFFICIAL_SIZES
 
 GPU_FLOPS = 10e12     # sustained fp32 FLOP/s of one A100/H100-class GPU on these small convnets
 CPU_FLOPS = 50e9      # sustained FLOP/s of a 4-core CPU job
@@ -45,23 +46,11 @@ TRAIN_SIZES = {**{name: sizes[0] for name, sizes in OFFICIAL_SIZES.items()}, "mn
 
 @functools.lru_cache(maxsize=None)
 def _architecture(model_json: str, dataset: str) -> dict:
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from .models import build_model, count_parameters
-
-    shape = INPUT_SHAPES[dataset]
-    with torch.device("meta"):
-        model = build_model(json.loads(model_json), shape, NUM_CLASSES.get(dataset, 10))
-        activations = []
-        hooks = [m.register_forward_hook(lambda _m, _i, out: activations.append(out.numel()))
-                 for m in model.modules() if not list(m.children())]
-        with FlopCounterMode(display=False) as counter:
-            model.eval()(torch.zeros(1, *shape))
-        for hook in hooks:
-            hook.remove()
-    return {"flops_per_image": float(counter.get_total_flops()), "params": count_parameters(model),
-            "activations_per_image": float(sum(activations))}
+    # counted from the model spec without torch: building the DAG never imports torch
+    model = json.loads(model_json)
+    params, activations = config_sizes.estimate(model, dataset)
+    return {"flops_per_image": config_sizes.forward_flops(model, dataset), "params": params,
+            "activations_per_image": float(activations)}
 
 
 def architecture(model: dict, dataset: str) -> dict:
