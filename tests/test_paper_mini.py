@@ -71,7 +71,7 @@ def test_claims_comparison_and_report_are_well_formed(mini):
     results = mini["results"]
     claims = pd.read_csv(results / "claims.csv")
     assert set(claims["paper"]) == {"A", "B", "C", "D"}
-    assert claims["claim"].notna().all() and claims["status"].notna().all()
+    assert claims["statement"].notna().all() and claims["verdict"].isin(["holds", "fails", "inconclusive"]).all()
     assert (results / "claims.md").read_text().strip()
     html = (results / "report.html").read_text(errors="replace")
     assert html.lstrip().lower().startswith("<!doctype html") or "<html" in html[:2000].lower()
