@@ -7,6 +7,7 @@ import os
 
 from repro.heinit import plan as heinit_plan
 
+from repro.data_files import availability_error
 from repro.settings import schema_defaults
 
 # validated once in common.smk; without a `heinit:` section (paper C off) its rules still
@@ -21,9 +22,13 @@ HEINIT_CATEGORY = CATEGORIES["heinit"]
 # figure stem -> (caption, subcategory); per_layer_<dataset> is the real-input figure
 HEINIT_FIGS = heinit_plan.figures(config["heinit"])
 
+# the real-input sweep's dataset, checked here so no job starts without it (repro.data_files:
+# no torch while the workflow is parsed)
 if HEINIT_ON:
-    _error = heinit_plan.real_data_problem(
-        config["heinit"], config.get("data_root", "data"), config.get("download", False)
+    _error = availability_error(
+        config["heinit"]["real"]["dataset"],
+        config.get("data_root", "data"),
+        config.get("download", False),
     )
     if _error:
         raise WorkflowError(f"Invalid configuration: heinit.real: {_error}")

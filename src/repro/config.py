@@ -20,7 +20,7 @@ import pandas as pd
 
 from . import config_sizes as sizes
 from .config_sizes import INPUT_SHAPES, NUM_CLASSES  # noqa: F401 - re-exported (iterative_analysis)
-from .data import availability_error
+from .data_files import availability_error
 from .config_checks import check_analysis_sizes, check_experiment, check_run
 from .runs import lr_over_batch
 from .settings import (SCHEMA_DIR, ConfigError, check, check_config_file, normalise_config, short, subschema,
