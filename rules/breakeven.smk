@@ -71,10 +71,16 @@ rule breakeven_curvature:
     threads: config["threads"]
     resources:
         mem_mb=4000,
-        # minutes: 5 per snapshot (an estimate for the paper scale on a GPU, ~2.7 CIFAR
-        # epochs of compute each; not measured), more on each retry
-        runtime=lambda wildcards, attempt: attempt
-        * (10 + 5 * len(get_snapshot_epochs(wildcards))),
+        # minutes: repro.costs (Lanczos, covariance and accuracy passes per snapshot)
+        runtime=lambda wildcards, attempt: costs.measure_runtime_min(
+            RUNS[(wildcards.experiment, wildcards.run)],
+            costs.curvature_passes(
+                BREAKEVEN_SETTINGS[wildcards.experiment],
+                costs.train_images(RUNS[(wildcards.experiment, wildcards.run)]),
+                len(get_snapshot_epochs(wildcards)),
+            ),
+            attempt,
+        ),
         gpu=lambda wildcards: BREAKEVEN_SETTINGS[wildcards.experiment]["gpu"],
     params:
         epochs=get_snapshot_epochs,

@@ -7,6 +7,7 @@ from repro.config import (
     run_table,
     snapshot_epochs,
 )
+from repro import costs
 from repro import papers as paper_registry
 from repro.report_pages import OVERVIEW
 

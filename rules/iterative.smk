@@ -32,7 +32,11 @@ rule iterative_model_metrics:
     threads: config["threads"]
     resources:
         mem_mb=config["iterative"]["mem_mb"],
-        runtime=30,
+        runtime=lambda wildcards, attempt: costs.measure_runtime_min(
+            RUNS[(wildcards.experiment, wildcards.run)],
+            costs.iterative_passes(config["iterative"]),
+            attempt,
+        ),
         gpu=config["iterative"]["gpu"],
     params:
         run=lambda wildcards: RUNS[(wildcards.experiment, wildcards.run)],
@@ -62,7 +66,13 @@ rule iterative_snapshot_metrics:
     threads: config["threads"]
     resources:
         mem_mb=config["iterative"]["mem_mb"],
-        runtime=30,
+        runtime=lambda wildcards, attempt: costs.measure_runtime_min(
+            RUNS[(wildcards.experiment, wildcards.run)],
+            costs.iterative_passes(
+                config["iterative"], len(get_snapshot_epochs(wildcards))
+            ),
+            attempt,
+        ),
         gpu=config["iterative"]["gpu"],
     params:
         run=lambda wildcards: RUNS[(wildcards.experiment, wildcards.run)],

@@ -37,7 +37,14 @@ rule minima_sharpness:
     threads: config["threads"]
     resources:
         mem_mb=4000,
-        runtime=60,
+        runtime=lambda wildcards, attempt: costs.measure_runtime_min(
+            RUNS[(wildcards.experiment, wildcards.run)],
+            costs.sharpness_passes(
+                config["minima"]["sharpness"],
+                costs.train_images(RUNS[(wildcards.experiment, wildcards.run)]),
+            ),
+            attempt,
+        ),
         gpu=config["minima"]["gpu"],
     params:
         settings=MINIMA.sharpness_settings,

@@ -1,5 +1,8 @@
 # Training: one job per run; resumable from results/checkpoints/ (not a declared output).
 
+# a run's folder with wildcards, spelled by the one run-folder helper (rules/common.smk)
+TRAIN_RUN = run_dir("{experiment}", "{run}")
+
 
 rule run_table:
     output:
@@ -22,11 +25,11 @@ rule run_table:
 
 rule train:
     output:
-        model=f"{RESULTS}/runs/{{experiment}}/{{run}}/model.pt",
-        history=f"{RESULTS}/runs/{{experiment}}/{{run}}/history.csv",
-        timing=f"{RESULTS}/runs/{{experiment}}/{{run}}/timing.csv",
-        status=f"{RESULTS}/runs/{{experiment}}/{{run}}/status.json",
-        snapshots=directory(f"{RESULTS}/runs/{{experiment}}/{{run}}/snapshots"),
+        model=f"{TRAIN_RUN}/model.pt",
+        history=f"{TRAIN_RUN}/history.csv",
+        timing=f"{TRAIN_RUN}/timing.csv",
+        status=f"{TRAIN_RUN}/status.json",
+        snapshots=directory(f"{TRAIN_RUN}/snapshots"),
     log:
         f"{RESULTS}/logs/train/{{experiment}}/{{run}}.log",
     benchmark:
@@ -36,8 +39,15 @@ rule train:
         "../envs/repro.yaml"
     threads: config["threads"]
     resources:
-        mem_mb=4000,
-        runtime=train_runtime,
+        mem_mb=lambda wildcards: costs.train_mem_mb(
+            RUNS[(wildcards.experiment, wildcards.run)]
+        ),
+        runtime=lambda wildcards, attempt: max(
+            train_runtime(wildcards, attempt),
+            costs.train_runtime_min(
+                RUNS[(wildcards.experiment, wildcards.run)], attempt
+            ),
+        ),
         gpu=0,
     params:
         spec=training_spec,

@@ -19,9 +19,10 @@ import re
 import pandas as pd
 
 from . import config_sizes as sizes
-from .config_sizes import INPUT_SHAPES, NUM_CLASSES  # noqa: F401 - re-exported (iterative_analysis)
-from .data import availability_error
+from .config_sizes import INPUT_SHAPES, NUM_CLASSES  # noqa: F401 - re-exported
+from .data_files import availability_error
 from .config_checks import check_analysis_sizes, check_experiment, check_run
+from .runs import lr_over_batch
 from .settings import (SCHEMA_DIR, ConfigError, check, check_config_file, normalise_config, short, subschema,
                        validate_config)
 
@@ -170,7 +171,7 @@ def run_table(runs: dict[tuple[str, str], dict]) -> pd.DataFrame:
         tr = cfg["train"]
         rows.append(dict(experiment=exp, run=run, paper=cfg["paper"], seed=cfg["seed"], dataset=cfg["dataset"],
                          model=cfg["model"]["name"], lr=tr["lr"], batch_size=tr["batch_size"],
-                         lr_over_batch=tr["lr"] / tr["batch_size"], momentum=tr.get("momentum", 0.0),
+                         lr_over_batch=lr_over_batch(tr["lr"], tr["batch_size"]), momentum=tr.get("momentum", 0.0),
                          weight_decay=tr.get("weight_decay", 0.0), epochs=tr["epochs"],
                          lr_schedule=(tr.get("lr_schedule") or {}).get("type", "constant"),
                          batch_schedule=(tr.get("batch_schedule") or {}).get("type", "constant")))

@@ -143,6 +143,50 @@ def estimate(spec: dict, dataset: str) -> tuple[int, int]:
     return params + 2 * widths[-1] + (widths[-1] + 1) * classes, acts + classes
 
 
+def forward_flops(spec: dict, dataset: str) -> float:
+    """Forward FLOPs per image (2 x multiply-adds of the convolutions and linear layers, as
+    torch's FlopCounterMode counts them; normalisation and pooling left out), for the cost
+    model of cluster resources without torch."""
+    shape, classes = INPUT_SHAPES[dataset], NUM_CLASSES.get(dataset, 10)
+    c, side = shape[0], shape[-1]
+    name, macs = spec["name"], 0
+    if name == "mlp":
+        d, w = math.prod(shape), spec.get("width", 256)
+        for _ in range(spec.get("depth", 2)):
+            macs, d = macs + d * w, w
+        return 2.0 * (macs + d * classes)
+    if name == "simplecnn":
+        (c1, c2), hidden, s = _widths(spec), spec.get("hidden", 128), side
+        for cin, cout, pad in ((c, c1, 1), (c1, c1, 0), (c1, c2, 1), (c2, c2, 0)):
+            s = s + 2 * pad - 2
+            macs += cout * cin * 9 * s * s
+            if pad == 0:
+                s //= 2
+        return 2.0 * (macs + c2 * s * s * hidden + hidden * classes)
+    if name == "vgg":
+        s = side
+        for v in VGG_CFGS[spec.get("cfg", "vgg11")]:
+            if v == "M":
+                s = s // 2 if s >= 2 else s
+                continue
+            w = max(1, int(round(v * spec.get("width_factor", 1.0))))
+            macs, c = macs + w * c * 9 * s * s, w
+        return 2.0 * (macs + c * s * s * classes)
+    widths, blocks = _widths(spec), spec.get("blocks_per_stage", 5)
+    if "depth" in spec:
+        blocks = (spec["depth"] - 2) // 6
+    down, s = spec.get("downsample", "conv"), side
+    macs = c * widths[0] * 9 * s * s
+    for i, w in enumerate(widths):
+        cin = widths[i - 1] if i else w
+        if i and down != "none":
+            s = (s + 1) // 2 if down == "conv" else s // 2
+        stride = 2 if i and down == "conv" else 1
+        macs += cin * w * 9 * s * s + w * w * 9 * s * s + (cin * w * s * s if (cin, stride) != (w, 1) else 0)
+        macs += (blocks - 1) * 18 * w * w * s * s  # shared blocks compute once per application
+    return 2.0 * (macs + widths[-1] * classes)
+
+
 def training_bytes(spec: dict, dataset: str, batch_size: int) -> int:
     """float32 weights, gradients, momentum and a copy, plus one batch's activations."""
     params, acts = estimate(spec, dataset)

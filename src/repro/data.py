@@ -15,25 +15,15 @@ are never touched.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-EMBEDDED = ("mnist5k", "digits")
-TORCHVISION = ("mnist", "fashion_mnist", "cifar10", "cifar100")
-DATASETS = EMBEDDED + TORCHVISION
+from .data_files import DATASETS, EMBEDDED, EXPECTED_FILES, TORCHVISION, availability_error, missing_files  # noqa: F401
 
-# Files torchvision needs on disk, relative to data_root (download=False).
-EXPECTED_FILES = {
-    "mnist": ["MNIST/raw/train-images-idx3-ubyte", "MNIST/raw/train-labels-idx1-ubyte",
-              "MNIST/raw/t10k-images-idx3-ubyte", "MNIST/raw/t10k-labels-idx1-ubyte"],
-    "fashion_mnist": ["FashionMNIST/raw/train-images-idx3-ubyte", "FashionMNIST/raw/train-labels-idx1-ubyte",
-                      "FashionMNIST/raw/t10k-images-idx3-ubyte", "FashionMNIST/raw/t10k-labels-idx1-ubyte"],
-    "cifar10": [f"cifar-10-batches-py/data_batch_{i}" for i in range(1, 6)] + ["cifar-10-batches-py/test_batch"],
-    "cifar100": ["cifar-100-python/train", "cifar-100-python/test"],
-}
 
 
 @dataclass
@@ -54,27 +44,6 @@ class Dataset:
     def to(self, device) -> "Dataset":
         return Dataset(self.name, self.x_train.to(device), self.y_train.to(device),
                        self.x_test.to(device), self.y_test.to(device), self.num_classes)
-
-
-def missing_files(name: str, data_root: str | Path) -> list[Path]:
-    """Files a torchvision dataset needs that are absent under data_root (empty if fine)."""
-    root = Path(data_root)
-    return [root / f for f in EXPECTED_FILES.get(name, []) if not (root / f).exists()]
-
-
-def availability_error(name: str, data_root: str | Path, download: bool) -> str | None:
-    """A message saying what is missing and how to fix it, or None when loadable."""
-    if name not in DATASETS:
-        return f"unknown dataset {name!r}; allowed: {', '.join(DATASETS)}"
-    if name in EMBEDDED or download:
-        return None
-    missing = missing_files(name, data_root)
-    if not missing:
-        return None
-    return (f"dataset {name!r} is not present under data_root={str(data_root)!r} "
-            f"(missing {missing[0]}{' and others' if len(missing) > 1 else ''}). "
-            f"Put the torchvision files there, or set `download: true` in the config "
-            f"(or --config download=True) on a machine with network access.")
 
 
 def stratified_split(y: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -114,10 +83,51 @@ def _embedded(name: str) -> tuple[np.ndarray, np.ndarray, int]:
     return d.data.reshape(-1, 1, 8, 8) / 16.0, d.target.astype(np.int64), 8
 
 
+def _miniature_aware(cifar_class):
+    """torchvision's CIFAR class, also accepting the miniature files of repro.tiny_datasets.
+
+    torchvision checks every CIFAR file against the real archive's MD5 sum, which no
+    miniature can match. A miniature's meta file lists its own files' MD5 sums; when the
+    real sums fail, these are checked instead (a corrupt file still fails). Parsing is
+    torchvision's, unchanged.
+    """
+    import pickle
+
+    from torchvision.datasets.utils import check_integrity
+
+    from .tiny_datasets import MINIATURE_KEY
+
+    class MiniatureAware(cifar_class):
+        def _miniature_sums(self) -> dict | None:
+            path = os.path.join(self.root, self.base_folder, self.meta["filename"])
+            if not os.path.exists(path):
+                return None
+            with open(path, "rb") as f:
+                return pickle.load(f, encoding="latin1").get(MINIATURE_KEY)
+
+        def _check_integrity(self) -> bool:
+            if super()._check_integrity():
+                return True
+            sums = self._miniature_sums()
+            return bool(sums) and all(
+                check_integrity(os.path.join(self.root, self.base_folder, f), sums.get(f))
+                for f, _ in self.train_list + self.test_list)
+
+        def _load_meta(self) -> None:
+            if self._miniature_sums() is None:
+                return super()._load_meta()
+            path = os.path.join(self.root, self.base_folder, self.meta["filename"])
+            with open(path, "rb") as f:
+                self.classes = pickle.load(f, encoding="latin1")[self.meta["key"]]
+            self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+
+    return MiniatureAware
+
+
 def _torchvision(name: str, root: str, download: bool):
     import torchvision.datasets as tvd
     cls = {"mnist": tvd.MNIST, "fashion_mnist": tvd.FashionMNIST,
-           "cifar10": tvd.CIFAR10, "cifar100": tvd.CIFAR100}[name]
+           "cifar10": _miniature_aware(tvd.CIFAR10), "cifar100": _miniature_aware(tvd.CIFAR100)}[name]
     out = []
     for train in (True, False):
         ds = cls(root, train=train, download=download)

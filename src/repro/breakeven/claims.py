@@ -7,7 +7,6 @@ fixed below before any result was seen.
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
@@ -16,6 +15,7 @@ import pandas as pd
 from ..claims import Claim, compare, to_frame
 from ..io import atomic_write_text
 from ..papers import get as get_paper
+from ..stats import ordered_pairs
 from .tables import find_sweeps, sweep_runs
 
 PAPER = get_paper("breakeven").id
@@ -28,24 +28,6 @@ MIN_ORDERED_FRACTION = 0.8
 # D3: a peak is "early" when it comes no later than max(2 t, t + 1 epoch), t the threshold
 # epoch (the paper: peaks come near the 60%-accuracy epoch); it must hold for >= 80% of runs.
 MIN_EARLY_FRACTION = 0.8
-
-
-def ordered_pairs(values: np.ndarray, metric: np.ndarray, direction: int) -> tuple[int, int, list]:
-    """(pairs ordered as predicted, pairs compared, violating pairs) over runs with different
-    swept values; direction +1: the metric should rise with the value, -1: fall. Ties count
-    as not ordered."""
-    good, total, bad = 0, 0, []
-    for i, j in itertools.combinations(range(len(values)), 2):
-        if values[i] == values[j]:
-            continue
-        if values[i] > values[j]:
-            i, j = j, i
-        total += 1
-        if direction * (metric[j] - metric[i]) > 0:
-            good += 1
-        else:
-            bad.append((values[i], metric[i], values[j], metric[j]))
-    return good, total, bad
 
 
 def _monotone_claim(cid, statement, maxima, runs, sweeps, kind, metric, direction):

@@ -68,7 +68,6 @@ every part.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -87,6 +86,7 @@ from ..curvature import (
     step_sharpness_alpha,
 )
 from ..data import load_dataset
+from ..runs import RunRecord
 from ..train import evaluate, load_model
 
 # K of paper D's measurement: the unbiased 1/(M - 1) estimate from M sampled gradients
@@ -256,7 +256,7 @@ def measure(model: nn.Module, probe: dict, params: dict, lr: float, batch_size: 
     return metrics, missing, out
 
 
-def snapshot_record(snapshot_path, status: dict, probe, params: dict, device="cpu",
+def snapshot_record(snapshot_path, status: RunRecord, probe, params: dict, device="cpu",
                     ids: dict | None = None) -> dict:
     """The record of one snapshot: status ok with its metrics, or missing with the reason.
 
@@ -264,11 +264,11 @@ def snapshot_record(snapshot_path, status: dict, probe, params: dict, device="cp
     snapshot is measured, so a run that diverged before its first snapshot loads nothing).
     """
     snapshot_path = Path(snapshot_path)
-    record = dict(ids or {}, snapshot=snapshot_path.stem, run_status=status.get("status"), settings=params,
+    record = dict(ids or {}, snapshot=snapshot_path.stem, run_status=status.status, settings=params,
                   status="ok", reason="", metrics={}, missing={}, cost={})
     if not snapshot_path.exists():
-        record.update(status="missing", reason=f"no snapshot {snapshot_path.name}: the run {status.get('status')} "
-                                               f"({status.get('stop_reason')}) before reaching it")
+        record.update(status="missing", reason=f"no snapshot {snapshot_path.name}: the run {status.status} "
+                                               f"({status.stop_reason}) before reaching it")
         return record
     model, payload = load_model(snapshot_path, device=device)
     record.update(epoch=float(payload["epoch"]), step=int(payload["step"]), lr=float(payload["lr"]),
@@ -288,7 +288,7 @@ def snapshot_record(snapshot_path, status: dict, probe, params: dict, device="cp
 def measure_snapshot_file(snapshot_path, status_path, probe_path, params: dict, out_path,
                           device="cpu", ids: dict | None = None) -> dict:
     """Measure one snapshot and write its record as JSON (the reference for the run job)."""
-    status = json.loads(Path(status_path).read_text())
+    status = RunRecord.read(status_path)
     record = snapshot_record(snapshot_path, status, lambda: io.load_torch(probe_path, map_location=device),
                              params, device, ids)
     io.atomic_write_json(out_path, record)
@@ -299,7 +299,7 @@ def measure_run_file(snapshot_dir, snapshot_names, status_path, probe_path, para
                      device="cpu", ids: dict | None = None, log=None) -> dict:
     """Measure every expected snapshot of a run (in the given order) and write one JSON file,
     ``{**ids, "records": [one snapshot_record per name]}``, atomically once all are done."""
-    status = json.loads(Path(status_path).read_text())
+    status = RunRecord.read(status_path)
     cache: dict = {}
 
     def probe():

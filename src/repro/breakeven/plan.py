@@ -2,60 +2,29 @@
 
 Imported while Snakemake parses the workflow, so it imports no torch and no plotting
 library. The defaults of every setting live only in schemas/breakeven.schema.yaml
-(filled in by the rule file's validate()); an experiment's ``analysis:`` overrides them.
+(filled in by repro.settings); an experiment's ``analysis:`` overrides them.
 """
 
 from __future__ import annotations
 
-import copy
-from pathlib import Path
+from ..papers import get as get_paper
+from ..settings import check, check_override, deep_merge, load_schema
 
-import jsonschema
-import yaml
-
-SCHEMA_PATH = Path(__file__).resolve().parents[3] / "schemas" / "breakeven.schema.yaml"
-
-
-def load_schema() -> dict:
-    return yaml.safe_load(SCHEMA_PATH.read_text())
-
-
-def _deep_merge(base: dict, override: dict) -> dict:
-    out = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
+PAPER = get_paper("breakeven")
 
 
 def experiment_settings(paper_settings: dict, analysis: dict | None, where: str = "analysis") -> dict:
-    """The paper-wide settings (defaults filled) overridden by an experiment's `analysis:`.
+    """The paper-wide settings overridden by an experiment's `analysis:` (repro.settings).
 
-    The override is checked against $defs/experiment_analysis and the merged result against
-    the paper schema; any problem is a repro.config.ConfigError naming the key.
+    The override is checked against what paper D allows there and the merged result against
+    the paper schema (defaults filled from it); any problem is a ConfigError naming the key.
+    `label` is no paper-wide setting: it is taken out before the merge and put back after.
     """
-    schema = load_schema()
-    analysis = dict(analysis or {})
-    sub = {"$defs": schema["$defs"], "$ref": "#/$defs/experiment_analysis"}
-    _validate(sub, analysis, where)
-    label = analysis.pop("label", None)
-    merged = _deep_merge(paper_settings, analysis)
-    _validate(schema, merged, where)
+    override = check_override(PAPER.key, analysis, where)
+    label = override.pop("label", None)
+    merged = check(deep_merge(paper_settings, override), load_schema(PAPER.key), where)
     merged["label"] = label
     return merged
-
-
-def _validate(schema: dict, data: dict, where: str) -> None:
-    try:
-        jsonschema.Draft202012Validator(schema).validate(data)
-    except jsonschema.ValidationError as exc:
-        # repro.config imports torch (through repro.data): only when a setting is wrong
-        from ..config import ConfigError
-
-        path = ".".join(str(p) for p in exc.absolute_path)
-        raise ConfigError(f"{where}{'.' + path if path else ''}: {exc.message}") from None
 
 
 def probe_params(settings: dict) -> dict:

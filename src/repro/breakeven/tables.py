@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..io import atomic_write_text
+from ..runs import RunRecord
 
 # metrics whose maximum over the trajectory the conjectures compare
 MAX_METRICS = {
@@ -76,15 +77,16 @@ def runs_frame(run_rows: list[dict], statuses: dict, traj: pd.DataFrame) -> pd.D
     out = []
     for info in run_rows:
         key = (info["experiment"], info["run"])
-        st = statuses.get(key, {})
+        st = statuses.get(key)  # a repro.runs.RunRecord, None if the run has no status.json
         t = traj[(traj.experiment == key[0]) & (traj.run == key[1])]
         acc = t[t.metric == "train_acc"].sort_values("epoch")
         thr = info["threshold_accuracy"]
         t_epoch = threshold_epoch(acc["value"], acc["epoch"], thr)
         n_missing = int((t.metric == "all").sum())
         notes = []
-        if st.get("status") != "completed":
-            notes.append(f"run {st.get('status', 'unknown')}: {st.get('stop_reason', '')}")
+        status, stop_reason = (st.status, st.stop_reason) if st is not None else ("unknown", "")
+        if status != "completed":
+            notes.append(f"run {status}: {stop_reason}")
         if math.isnan(t_epoch):
             best = acc["value"].max() if len(acc) else math.nan
             notes.append(f"never reached {thr:.0%} train accuracy (best {best:.3f}); its maxima may lie "
@@ -92,12 +94,12 @@ def runs_frame(run_rows: list[dict], statuses: dict, traj: pd.DataFrame) -> pd.D
         if n_missing:
             notes.append(f"{n_missing} snapshot(s) missing")
         out.append(dict({k: info[k] for k in RUN_KEYS}, dataset=info["dataset"], momentum=info["momentum"],
-                        epochs=info["epochs"], status=st.get("status", "unknown"),
-                        stop_reason=st.get("stop_reason", ""), threshold_accuracy=thr, threshold_epoch=t_epoch,
+                        epochs=info["epochs"], status=status,
+                        stop_reason=stop_reason, threshold_accuracy=thr, threshold_epoch=t_epoch,
                         reached_threshold=not math.isnan(t_epoch),
                         final_train_acc=float(acc["value"].iloc[-1]) if len(acc) else math.nan,
                         n_snapshots=int(t.snapshot.nunique()), n_missing_snapshots=n_missing,
-                        valid=(st.get("status") == "completed") and not math.isnan(t_epoch),
+                        valid=(status == "completed") and not math.isnan(t_epoch),
                         note="; ".join(notes)))
     return pd.DataFrame(out)
 
@@ -185,9 +187,7 @@ def build_tables(metric_paths, status_paths, run_rows: list[dict], reference, ou
     """All tables of the paper, written to the paths in `out` (keys trajectories, trajectories_md,
     runs, maxima, maxima_md, cost). Returns the frames."""
     records = load_records(metric_paths)
-    statuses = {}
-    for p in status_paths:  # results/runs/{experiment}/{run}/status.json
-        statuses[(Path(p).parent.parent.name, Path(p).parent.name)] = json.loads(Path(p).read_text())
+    statuses = {record.key: record for record in map(RunRecord.read, status_paths)}
     info = pd.DataFrame(run_rows)
     traj = trajectories_frame(records, info)
     runs = runs_frame(run_rows, statuses, traj)

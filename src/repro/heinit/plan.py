@@ -169,6 +169,6 @@ def sweep_runtime(settings: dict, sweep: str, attempt: int = 1) -> int:
 def real_data_problem(settings: dict, data_root, download: bool) -> str | None:
     """Why the real-input sweep's dataset cannot be loaded (None when it can), checked
     while the workflow is parsed so no job starts without its data."""
-    from ..data import availability_error  # repro.data imports torch at module level
+    from ..data_files import availability_error
 
     return availability_error(settings["real"]["dataset"], data_root, download)

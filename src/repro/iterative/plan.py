@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import copy
 from functools import lru_cache
-from pathlib import Path
-
-import yaml
 
 from ..papers import get as get_paper
+from ..settings import check_override, deep_merge, schema_defaults
 
 PAPER = get_paper("iterative")
-SCHEMA_PATH = Path(__file__).resolve().parents[3] / "schemas" / "iterative.schema.yaml"
 
 ID_COLUMNS = ["experiment", "run", "seed", "label", "variant"]
 TABLES = ("blocks", "drop", "borderline", "unroll", "heads", "init", "curves", "runs", "table1")  # table1 last
@@ -32,22 +29,9 @@ MODEL_KEYS = ("max_examples", "subset_seed", "batch_size", "splits", "n_shuffles
 SNAPSHOT_KEYS = ("max_examples", "subset_seed", "batch_size", "heads_splits", "init_batch")
 
 
-def _schema_defaults(schema: dict) -> dict:
-    """The defaults a schema declares, nested objects filled from their properties' defaults
-    (what snakemake.utils.validate fills into an empty section)."""
-    out = {}
-    for key, prop in schema.get("properties", {}).items():
-        if "properties" in prop:
-            nested = _schema_defaults(prop)
-            out[key] = {**copy.deepcopy(prop.get("default", {})), **nested}
-        elif "default" in prop:
-            out[key] = copy.deepcopy(prop["default"])
-    return out
-
-
 @lru_cache(maxsize=1)
 def _defaults() -> dict:
-    return _schema_defaults(yaml.safe_load(SCHEMA_PATH.read_text()))
+    return schema_defaults(PAPER.key)
 
 
 def defaults() -> dict:
@@ -55,21 +39,16 @@ def defaults() -> dict:
     return copy.deepcopy(_defaults())
 
 
-def _merge(base: dict, override: dict | None) -> dict:
-    out = copy.deepcopy(base)
-    for k, v in (override or {}).items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
-    return out
-
-
 def settings_for(paper_settings: dict | None, experiment_analysis: dict | None = None) -> dict:
     """Schema defaults <- paper-level settings <- the experiment's `analysis:` (nested dicts merged)."""
-    return _merge(_merge(_defaults(), paper_settings), experiment_analysis)
+    return deep_merge(deep_merge(_defaults(), paper_settings), experiment_analysis)
 
 
 def experiment_settings(config: dict, experiment: str, keys=None) -> dict:
     """The settings of one experiment (paper-level `iterative:` <- its `analysis:`), only `keys`."""
-    settings = settings_for(config.get("iterative"), config["experiments"][experiment].get("analysis"))
+    where = f"experiments.{experiment}.analysis"
+    analysis = check_override(PAPER.key, config["experiments"][experiment].get("analysis"), where)
+    settings = settings_for(config.get(PAPER.key), analysis)
     return settings if keys is None else {k: settings[k] for k in keys}
 
 

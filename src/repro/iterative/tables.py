@@ -28,13 +28,13 @@ in ``note``; a value that comes out non-finite is written as missing with a reas
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..io import atomic_write_text
+from ..runs import RunRecord
 from .plan import ID_COLUMNS, TABLES
 
 # ---------------------------------------------------------------- tidy-frame helpers
@@ -71,11 +71,11 @@ def mark_missing(frame: pd.DataFrame, reason: str) -> pd.DataFrame:
 
 
 def read_status(path) -> tuple[bool, str]:
-    """(completed?, reason) from a run's status.json."""
-    status = json.loads(Path(path).read_text())
-    if status.get("status") == "completed":
+    """(completed?, reason) from a run's status.json (repro.runs.RunRecord)."""
+    record = RunRecord.read(path)
+    if record.completed:
         return True, ""
-    return False, f"run {status.get('status', 'unknown')}: {status.get('stop_reason', '')}; skipped"
+    return False, f"run {record.status}: {record.stop_reason}; skipped"
 
 
 # ---------------------------------------------------------------- per-run tables
@@ -96,10 +96,10 @@ def curves_frame(history_path, record: dict) -> pd.DataFrame:
 def runs_frame(records: list[dict], status_paths) -> pd.DataFrame:
     rows = []
     for record, path in zip(records, status_paths):
-        status = json.loads(Path(path).read_text())
-        final = status.get("final", {})
-        rows.append(dict(record, status=status.get("status"), stop_reason=status.get("stop_reason"),
-                         epochs_completed=status.get("epochs_completed"),
+        run = RunRecord.read(path)
+        final = run.final
+        rows.append(dict(record, status=run.status, stop_reason=run.stop_reason,
+                         epochs_completed=run.epochs_completed,
                          train_error=100 * (1 - final["train_acc"]) if "train_acc" in final else np.nan,
                          test_error=100 * (1 - final["test_acc"]) if "test_acc" in final else np.nan))
     return pd.DataFrame(rows)

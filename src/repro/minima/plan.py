@@ -9,26 +9,14 @@ import copy
 import functools
 import re
 from collections.abc import Callable
-from pathlib import Path
-
-import jsonschema
-import yaml
 
 from ..papers import get as get_paper
 from ..runs import lr_over_batch, same_ratio
+from ..settings import ConfigError, check_override, deep_merge, schema_defaults
 
 PAPER = get_paper("minima")
 KEY = PAPER.key
-SCHEMA_PATH = Path(__file__).resolve().parents[3] / "schemas" / "minima.schema.yaml"
 SECTIONS = ("sharpness", "interpolation", "memorization", "breaking")
-
-
-def _config_error(message: str) -> Exception:
-    """repro.config.ConfigError, imported only when raising: repro.config imports torch
-    (through repro.data), and this module is imported while the workflow is parsed."""
-    from ..config import ConfigError as error
-
-    return error(message)
 
 
 def run_id(key: tuple[str, str]) -> str:
@@ -42,30 +30,18 @@ def variant_of(run: str) -> str:
 
 
 @functools.cache
-def _schema() -> dict:
-    return yaml.safe_load(SCHEMA_PATH.read_text())
+def _defaults() -> dict:
+    return schema_defaults(KEY)
 
 
 def paper_defaults() -> dict:
     """The paper-wide settings with every schema default filled in (for use outside Snakemake)."""
-    schema = _schema()
-    out = {}
-    for section in SECTIONS:
-        props = schema["properties"][section]["properties"]
-        out[section] = {k: copy.deepcopy(v["default"]) for k, v in props.items() if "default" in v}
-    return out
+    return {section: copy.deepcopy(_defaults()[section]) for section in SECTIONS}
 
 
 def experiment_analysis(name: str, exp: dict) -> dict:
     """The experiment's `analysis:` object, checked against the schema, defaults filled."""
-    schema = _schema()
-    sub = {"$defs": schema["$defs"], "$ref": "#/$defs/experiment_analysis"}
-    analysis = copy.deepcopy(exp.get("analysis") or {"role": "sharpness"})
-    try:
-        jsonschema.Draft202012Validator(sub).validate(analysis)
-    except jsonschema.ValidationError as exc:
-        path = ".".join(str(p) for p in exc.absolute_path)
-        raise _config_error(f"experiments.{name}.analysis{'.' + path if path else ''}: {exc.message}") from None
+    analysis = check_override(KEY, exp.get("analysis") or {"role": "sharpness"}, f"experiments.{name}.analysis")
     analysis.setdefault("equal_ratio", False)
     return analysis
 
@@ -79,8 +55,8 @@ def default_group(exp: dict) -> str:
 
 def sharpness_settings(paper: dict, analysis: dict) -> dict:
     """Paper-wide sharpness settings overridden by the experiment's own."""
-    base = {**paper_defaults()["sharpness"], **(paper.get("sharpness") or {})}
-    return {**base, **(analysis.get("sharpness") or {})}
+    base = deep_merge(_defaults()["sharpness"], paper.get("sharpness"))
+    return deep_merge(base, analysis.get("sharpness"))
 
 
 def _check_constant(runs: dict, keys: list, why: str, hint: str = "") -> None:
@@ -89,7 +65,7 @@ def _check_constant(runs: dict, keys: list, why: str, hint: str = "") -> None:
         for key in ("lr_schedule", "batch_schedule"):
             kind = (runs[(exp_name, run)]["train"].get(key) or {}).get("type", "constant")
             if kind != "constant":
-                raise _config_error(f"experiments.{exp_name} (run {run}).train.{key}: {why}, got {kind!r}{hint}")
+                raise ConfigError(f"experiments.{exp_name} (run {run}).train.{key}: {why}, got {kind!r}{hint}")
 
 
 def plan(config: dict, runs: dict) -> dict:
@@ -118,14 +94,14 @@ def plan(config: dict, runs: dict) -> dict:
     for exp_name, run in by_role["memorization"]:
         noise = runs[(exp_name, run)].get("label_noise") or 0.0
         if not noise > 0:
-            raise _config_error(f"experiments.{exp_name}.label_noise: {noise!r} is not allowed with role: "
+            raise ConfigError(f"experiments.{exp_name}.label_noise: {noise!r} is not allowed with role: "
                               "memorization; use a fraction in (0, 1] of training labels to randomise")
     breaking = by_role["breaking"]
     for exp_name in dict.fromkeys(e for e, _ in breaking):
         ratios = sorted({lr_over_batch(runs[k]["train"]["lr"], runs[k]["train"]["batch_size"])
                          for k in breaking if k[0] == exp_name})
         if not same_ratio(ratios[0], ratios[-1]):
-            raise _config_error(f"experiments.{exp_name}: role breaking needs one eta/S for every run (eta and S "
+            raise ConfigError(f"experiments.{exp_name}: role breaking needs one eta/S for every run (eta and S "
                               f"scaled together by beta), got eta/S values {ratios}")
     pairs = {}
     for pname, spec in ((paper.get("interpolation") or {}).get("pairs") or {}).items():
@@ -134,12 +110,12 @@ def plan(config: dict, runs: dict) -> dict:
             key = tuple(spec[end].split("/", 1))
             if key not in runs:
                 known = ", ".join(f"{e}/{r}" for e, r in list(keyed)[:6])
-                raise _config_error(f"minima.interpolation.pairs.{pname}.{end}: no run {spec[end]!r}; "
+                raise ConfigError(f"minima.interpolation.pairs.{pname}.{end}: no run {spec[end]!r}; "
                                   f"use experiment/run ids such as {known}")
             ends[end] = key
         da, db = (runs[ends[e]] for e in ("a", "b"))
         if (da["dataset"], da["model"]) != (db["dataset"], db["model"]):
-            raise _config_error(f"minima.interpolation.pairs.{pname}: the two runs must share dataset and model "
+            raise ConfigError(f"minima.interpolation.pairs.{pname}: the two runs must share dataset and model "
                               f"({da['dataset']} {da['model']} vs {db['dataset']} {db['model']})")
         pairs[pname] = {**ends, "label": spec.get("label", pname)}
     return {"experiments": experiments, **by_role, "pairs": pairs}
@@ -181,7 +157,7 @@ class Workflow:
 
     def paper_settings(self, section: str) -> dict:
         """A paper-wide section (memorization, breaking) with its defaults filled."""
-        return {**paper_defaults()[section], **((self.config.get(KEY) or {}).get(section) or {})}
+        return deep_merge(_defaults()[section], (self.config.get(KEY) or {}).get(section))
 
     def pair_inputs(self, wildcards) -> dict:
         pair = self.plan["pairs"][wildcards.pair]
