@@ -8,7 +8,7 @@ seed unless stated. Layer l of a network is drawn from its own stream (see
 is the first 5 layers of the depth-50 one (a paired comparison across depths).
 
 Every function takes ``heinit:`` settings (missing keys get the schema's defaults,
-:func:`repro.heinit.plan.with_defaults`) and a ``device`` ("auto": CUDA when available).
+:func:`repro.heinit.plan.with_defaults`, through repro.settings) and a ``device`` ("auto": CUDA when available).
 """
 
 from __future__ import annotations

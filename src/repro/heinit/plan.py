@@ -2,20 +2,15 @@
 
 This is the only module rules/heinit.smk imports, so it stays light (no torch, no
 matplotlib): the workflow's parse step and every DAG build go through it. Settings
-defaults live only in schemas/heinit.schema.yaml; `with_defaults` fills them in the same
-way ``snakemake.utils.validate(..., set_default=True)`` does for the workflow.
+defaults live only in schemas/heinit.schema.yaml; `with_defaults` fills them through
+repro.settings, the path the workflow's config check takes.
 """
 
 from __future__ import annotations
 
 import copy
-import functools
-from pathlib import Path
 
-import jsonschema
-import yaml
-
-SCHEMA_PATH = Path(__file__).resolve().parents[3] / "schemas" / "heinit.schema.yaml"
+from ..settings import check, load_schema
 
 SWEEPS = ("paper", "width", "depth", "samples", "fresh", "real")
 GAUSSIAN_SWEEPS = SWEEPS[:-1]
@@ -51,34 +46,11 @@ def figures(settings: dict) -> dict:
 
 # --------------------------------------------------------------------------- settings
 
-@functools.lru_cache(maxsize=1)
-def schema() -> dict:
-    return yaml.safe_load(SCHEMA_PATH.read_text())
-
-
-def _with_defaults(validator_class):
-    """jsonschema's documented recipe: a validator that fills each property's default."""
-    check_properties = validator_class.VALIDATORS["properties"]
-
-    def fill_then_check(validator, properties, instance, sub_schema):
-        if isinstance(instance, dict):
-            for name, prop in properties.items():
-                if "default" in prop:
-                    instance.setdefault(name, copy.deepcopy(prop["default"]))
-        yield from check_properties(validator, properties, instance, sub_schema)
-
-    return jsonschema.validators.extend(validator_class, {"properties": fill_then_check})
-
-
-_Validator = _with_defaults(jsonschema.Draft202012Validator)
-
-
 def with_defaults(overrides: dict | None = None) -> dict:
-    """The ``heinit:`` settings: `overrides` (not mutated) checked against the schema, every
-    missing key filled with the schema's default. Raises jsonschema.ValidationError."""
-    out = copy.deepcopy(dict(overrides or {}))
-    _Validator(schema()).validate(out)
-    return out
+    """The ``heinit:`` settings: `overrides` (not mutated) checked against the paper's
+    schema, every missing key filled with its default (the one settings path,
+    repro.settings). Raises repro.settings.ConfigError."""
+    return check(copy.deepcopy(dict(overrides or {})), load_schema("heinit"), "heinit")
 
 
 # --------------------------------------------------------------------------- rule params
