@@ -32,6 +32,8 @@ rule claims:
     localrule: True
     conda:
         "../envs/repro.yaml"
+    params:
+        scale=config["claims"]["scale"],
     script:
         "../scripts/claims.py"
 

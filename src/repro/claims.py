@@ -73,6 +73,56 @@ def per_group(frame: pd.DataFrame, column: str, evaluate: Callable[..., list[Cla
             for group in groups for claim in evaluate(frame[frame[column] == group], *args, **kwargs)]
 
 
+# docs/CLAIMS.md section 2: the scale(s) at which each claim's verdict counts. A2, A3 and A6
+# count at both, each on its own model (multi-stage ResNet at default, single-representation
+# net at medium). Ids are matched without a "[group]" suffix.
+REGISTERED_SCALES = {
+    **dict.fromkeys(["A1a", "A1b", "A4a", "A5", "B1a", "B1b", "B2", "B3a", "B3b", "B4a", "B4b",
+                     "B7a", "B7b", "C1-forward", "C1-backward", "C1u-forward", "C1u-backward",
+                     "C2-forward", "C2-backward", "C3-forward", "C3-backward", "C4-forward",
+                     "D1a-cnn", "D1b-cnn", "D1c", "D1d", "D2a-cnn", "D2b-cnn", "D2c", "D2d",
+                     "D3a", "D3b"], ("default",)),
+    **dict.fromkeys(["A2", "A3", "A6"], ("default", "medium")),
+    **dict.fromkeys(["A4b", "A7", "B5", "B6", "D1a-bn", "D1b-bn", "D2a-bn", "D2b-bn"], ("medium",)),
+}
+SCALES = ("default", "medium", "paper")
+
+
+def registered_scales(claim_id: str) -> tuple[str, ...]:
+    """The scales at which the claim `claim_id` ("A2" or "A2[group]") is judged."""
+    base = str(claim_id).split("[", 1)[0]
+    if base not in REGISTERED_SCALES:
+        raise KeyError(f"claim {claim_id!r} is not in the register of docs/CLAIMS.md section 2 "
+                       "(repro.claims.REGISTERED_SCALES): add it there before judging it")
+    return REGISTERED_SCALES[base]
+
+
+def judge_at_scale(frame: pd.DataFrame, scale: str) -> pd.DataFrame:
+    """Each claim's verdict as this scale may give it (docs/CLAIMS.md section 2).
+
+    A claim registered only at another scale keeps its value and interval but is
+    inconclusive, with a note saying where its verdict lives; `scale` records where it is
+    registered. At the paper scale (the papers' own settings) every claim is judged.
+    """
+    if scale not in SCALES:
+        raise ValueError(f"claims.scale must be one of {SCALES}, got {scale!r}")
+    out = frame.copy()
+    registered = [registered_scales(claim_id) for claim_id in out["id"]]
+    verdicts, notes = [], []
+    for scales, verdict, note in zip(registered, out["verdict"], out["note"]):
+        note = "" if note is None or (isinstance(note, float) and math.isnan(note)) else str(note)
+        if scale == "paper" or scale in scales:
+            verdicts.append(verdict)
+            notes.append(note)
+            continue
+        where = f"registered at the {'/'.join(scales)} scale; verdict in docs/CLAIMS.md section 9"
+        verdicts.append("inconclusive")
+        notes.append(f"{where} (here: {verdict}). {note}".strip())
+    out["scale"] = ["/".join(scales) for scales in registered]
+    out["verdict"], out["note"] = verdicts, notes
+    return out
+
+
 def to_frame(claims: list[Claim]) -> pd.DataFrame:
     return pd.DataFrame([asdict(c) for c in claims], columns=COLUMNS)
 
