@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
+
+# the thread-count variables torch (OpenMP, MKL) and numpy's BLAS read when they load
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 def start_job(snakemake) -> logging.Logger:
@@ -21,10 +25,22 @@ def start_job(snakemake) -> logging.Logger:
         sys.excepthook = _also_to_console(snakemake.rule)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    import torch
-
-    torch.set_num_threads(max(1, int(snakemake.threads)))
+    set_threads(max(1, int(snakemake.threads)))
     return logging.getLogger(f"repro.rule.{snakemake.rule}")
+
+
+def set_threads(threads: int) -> None:
+    """Use `threads` CPU threads in torch and BLAS, without importing torch.
+
+    Why: ``import torch`` costs ~3 s; a job that only reads tables and writes claims must not
+    pay it. A library loaded later reads the environment variables; one loaded already (the
+    script imported it before calling :func:`start_job`) is told directly.
+    """
+    for name in THREAD_VARIABLES:
+        os.environ[name] = str(threads)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
 
 
 def _also_to_console(rule: str):

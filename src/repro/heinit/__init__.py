@@ -2,6 +2,7 @@
 
     plan      settings (schema defaults), sweeps, params and resources for the rules (no torch)
     simulate  the norm-ratio simulation at initialization (torch)
+    theory    the bound eps(m), its m^-1/2 companion and the measured deviations (numpy)
     measure   one sweep's per-layer table (the torch jobs)
     tables    summary, paper-setting and Glorot-slope tables
     claims    claims C1-C4 as repro.claims.Claim records

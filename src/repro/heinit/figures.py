@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..figures import empty_axes, pyplot, save_figure
-from . import simulate as sim
+from . import theory
 from ..stats import loglog_slope
 from .claims import short_name
 from .plan import real_figure_stem
@@ -29,7 +29,7 @@ def _colours() -> tuple[dict, dict]:
     """One colour per initialisation and one per metric, the same in every figure."""
     import seaborn as sns
 
-    return (dict(zip(sim.INITS, sns.color_palette("deep", len(sim.INITS)))),
+    return (dict(zip(theory.INITS, sns.color_palette("deep", len(theory.INITS)))),
             dict(zip(METRICS, sns.color_palette("dark", 6)[2:4])))
 
 
@@ -151,14 +151,14 @@ def _plot_eps_vs(summary: pd.DataFrame, out_stem, sweep: str, xcol: str, xlabel:
             L, N = int(s["depth"].iloc[0]), int(s["n_samples"].iloc[0])
             if xcol == "width":  # eps(m) is smooth in m: draw it as a curve
                 m = np.geomspace(s["width"].min(), s["width"].max(), 200)
-                ax.plot(m, sim.theory_epsilon(m, L, N, delta), color="black",
+                ax.plot(m, theory.theory_epsilon(m, L, N, delta), color="black",
                         label=rf"theory $\epsilon(m)$, L={L}, N={N}, $\delta$={delta}")
-                ax.plot(m, sim.theory_epsilon_rate(m, L, N, delta), color="black", ls="--",
+                ax.plot(m, theory.theory_epsilon_rate(m, L, N, delta), color="black", ls="--",
                         label=r"$m^{-1/2}$ envelope $\frac{1}{2}\sqrt{5L/m}\sqrt{2\log(2NL/\delta)}$ (no verdict)")
                 title = "Measured vs theoretical $\\epsilon$"
             else:
                 g = s[s["metric"] == METRICS[0]]
-                ax.plot(g[xcol], sim.theory_epsilon(g["width"], g["depth"], g["n_samples"], delta),
+                ax.plot(g[xcol], theory.theory_epsilon(g["width"], g["depth"], g["n_samples"], delta),
                         color="black", marker="s", label=rf"theory $\epsilon$ ($\delta$={delta})")
                 fixed = f"m={int(s['width'].iloc[0])}, " + (f"N={N}" if xcol == "depth" else f"L={L}")
                 title = f"$\\epsilon$ vs {xlabel} ({fixed})"

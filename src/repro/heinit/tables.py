@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from ..tables import write_table
-from .simulate import theory_epsilon_rate
+from .theory import theory_epsilon_rate
 
 METRICS = ("forward_ratio", "backward_ratio")
 CONFIG_KEYS = ["sweep", "inputs", "init", "width", "depth", "n_samples", "input_dim", "seed",
