@@ -5,7 +5,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= all
-PYTEST_ARGS ?=
+# the suite on every core, one test file per worker (module fixtures such as a shared
+# workflow run stay shared within a file); PYTEST_ARGS= runs it serially
+PYTEST_ARGS ?= -n auto --dist loadfile
 
 .PHONY: reproduce paper-mini test venv system-deps lint clean
 
