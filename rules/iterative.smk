@@ -88,6 +88,32 @@ rule iterative_snapshot_metrics:
         "../scripts/iterative_snapshot_metrics.py"
 
 
+rule iterative_sharing_init:
+    output:
+        f"{ITER_TABLES}/sharing_init.csv",
+    log:
+        f"{RESULTS}/logs/iterative/sharing_init.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/iterative/sharing_init.tsv"
+    conda:
+        "../envs/repro.yaml"
+    threads: 1
+    resources:
+        mem_mb=config["iterative"]["mem_mb"],
+        runtime=10,
+        gpu=0,
+    params:
+        run=lambda wildcards: ia.sharing_init_run(config, RUNS),
+        sharing=lambda wildcards: ia.sharing_init_settings(config),
+        settings=lambda wildcards: ia.experiment_settings(
+            config, ia.sharing_init_settings(config)["experiment"], ia.SNAPSHOT_KEYS
+        ),
+        data_root=config["data_root"],
+        download=config["download"],
+    script:
+        "../scripts/iterative_sharing_init.py"
+
+
 rule iterative_tables:
     input:
         blocks=ia.metric_paths(config, RUNS, "blocks", ITER_METRICS),
@@ -196,6 +222,11 @@ rule iterative_figures:
 rule iterative_claims:
     input:
         expand(f"{ITER_TABLES}/{{name}}.csv", name=ia.TABLES),
+        sharing_init=(
+            [f"{ITER_TABLES}/sharing_init.csv"]
+            if ia.sharing_init_settings(config)
+            else []
+        ),
     output:
         f"{RESULTS}/claims/iterative.csv",
     log:
@@ -207,6 +238,8 @@ rule iterative_claims:
         mem_mb=1000,
         runtime=5,
         gpu=0,
+    params:
+        settings=ia.settings_for(config.get("iterative")),
     script:
         "../scripts/iterative_claims.py"
 

@@ -113,12 +113,18 @@ def forward_blocks(model, x, order=None, drop=frozenset(), record=False):
 def block_statistics(model, batches) -> pd.DataFrame:
     """Per-block averages over all examples of `batches`, model in eval mode.
 
-    Columns: block, stage, position, cosine, norm_ratio, f_norm, h_norm, grad_norm,
-    n_examples, n_cosine. For every example n and block i (one forward and one backward
-    per batch give all blocks):
+    Columns: block, stage, position, cosine, cosine_out, norm_ratio, f_norm, h_norm,
+    grad_norm, n_examples, n_cosine. For every example n and block i (one forward and one
+    backward per batch give all blocks):
 
         cosine_n     = <F_i(h_i)_n, g_n> / (||F_i(h_i)_n|| ||g_n||),  g_n = dl_n/dh_{i,n}
+        cosine_out_n = the same with g_n = dl_n/dh_{i+1,n}, the gradient at the block
+                       *output* h_i + F_i(h_i) (the last block's output is the head's input)
         norm_ratio_n = ||F_i(h_i)_n|| / ||h_{i,n}||
+
+    cosine_out is the paper's first-order argument expanded at the other end of the step
+    (docs/CLAIMS.md A1a, secondary); in a projection block the two coincide, since F_i
+    does not depend on P(h_i).
 
     (l2 norms over all channels and positions), averaged over examples. Examples where the
     cosine is undefined (a zero gradient or residual) are left out of the cosine mean;
@@ -128,19 +134,22 @@ def block_statistics(model, batches) -> pd.DataFrame:
     with model_mode(model, False), torch.enable_grad():
         for x, y in batches:
             x, y = _to(model, x, y)
-            logits, hs, fs = model.forward_trace(x)
+            logits, rec = forward_blocks(model, x, record=True)
+            hs, fs, outs = rec["hs"], rec["fs"], rec["outs"]
             loss = F.cross_entropy(logits, y, reduction="sum")  # per-example gradients, see module doc
-            grads = torch.autograd.grad(loss, hs)
+            grads = torch.autograd.grad(loss, hs + outs)
+            grads, grads_out = grads[:len(hs)], grads[len(hs):]
             if sums is None:
-                sums = {k: np.zeros(len(hs)) for k in ("cosine", "norm_ratio", "f_norm", "h_norm", "grad_norm",
-                                                       "n_examples", "n_cosine")}
-            for i, (h, f, g) in enumerate(zip(hs, fs, grads)):
-                h, f, g = h.detach(), f.detach(), g.detach()
+                sums = {k: np.zeros(len(hs)) for k in ("cosine", "cosine_out", "norm_ratio", "f_norm", "h_norm",
+                                                       "grad_norm", "n_examples", "n_cosine", "n_cosine_out")}
+            for i, (h, f, g, g_out) in enumerate(zip(hs, fs, grads, grads_out)):
+                h, f, g, g_out = h.detach(), f.detach(), g.detach(), g_out.detach()
                 fn, hn, gn = _norms(f), _norms(h), _norms(g)
-                cos = (f * g).flatten(1).sum(1) / (fn * gn)
-                ok = torch.isfinite(cos) & (fn > 0) & (gn > 0)
-                sums["cosine"][i] += cos[ok].sum().item()
-                sums["n_cosine"][i] += ok.sum().item()
+                for key, grad, grad_norm in (("cosine", g, gn), ("cosine_out", g_out, _norms(g_out))):
+                    cos = (f * grad).flatten(1).sum(1) / (fn * grad_norm)
+                    ok = torch.isfinite(cos) & (fn > 0) & (grad_norm > 0)
+                    sums[key][i] += cos[ok].sum().item()
+                    sums["n_" + key][i] += ok.sum().item()
                 sums["norm_ratio"][i] += (fn / hn).sum().item()
                 sums["f_norm"][i] += fn.sum().item()
                 sums["h_norm"][i] += hn.sum().item()
@@ -152,6 +161,8 @@ def block_statistics(model, batches) -> pd.DataFrame:
     n, nc = sums["n_examples"], sums["n_cosine"]
     with np.errstate(invalid="ignore", divide="ignore"):
         out["cosine"] = np.where(nc > 0, sums["cosine"] / nc, np.nan)
+        nco = sums["n_cosine_out"]
+        out["cosine_out"] = np.where(nco > 0, sums["cosine_out"] / nco, np.nan)
         for key in ("norm_ratio", "f_norm", "h_norm", "grad_norm"):
             out[key] = sums[key] / n
     out["n_examples"], out["n_cosine"] = n.astype(int), nc.astype(int)

@@ -77,13 +77,13 @@ def per_group(frame: pd.DataFrame, column: str, evaluate: Callable[..., list[Cla
 # count at both, each on its own model (multi-stage ResNet at default, single-representation
 # net at medium). Ids are matched without a "[group]" suffix.
 REGISTERED_SCALES = {
-    **dict.fromkeys(["A1a", "A1b", "A4a", "A5", "B1a", "B1b", "B2", "B3a", "B3b", "B4a", "B4b",
+    **dict.fromkeys(["A1a", "A1b", "A4a", "B1a", "B1b", "B2", "B3a", "B3b", "B4a", "B4b",
                      "B7a", "B7b", "C1-forward", "C1-backward", "C1u-forward", "C1u-backward",
                      "C2-forward", "C2-backward", "C3-forward", "C3-backward", "C4-forward",
                      "D1a-cnn", "D1b-cnn", "D1c", "D1d", "D2a-cnn", "D2b-cnn", "D2c", "D2d",
                      "D3a", "D3b"], ("default",)),
     **dict.fromkeys(["A2", "A3", "A6"], ("default", "medium")),
-    **dict.fromkeys(["A4b", "A7", "B5", "B6", "D1a-bn", "D1b-bn", "D2a-bn", "D2b-bn"], ("medium",)),
+    **dict.fromkeys(["A4b", "A5", "A7", "B5", "B6", "D1a-bn", "D1b-bn", "D2a-bn", "D2b-bn"], ("medium",)),
 }
 SCALES = ("default", "medium", "paper")
 

@@ -51,15 +51,17 @@ def plot_block_metric(blocks: pd.DataFrame, metric: str, stem) -> list[str]:
     """Figure 'cosine' / 'norm_ratio': a block metric against block index, train and test."""
     pyplot()  # Agg backend and the shared theme before seaborn draws
     f = _ok(blocks)
-    f = f[f["metric"] == metric]
-    ylabel = {"cosine": "cos(F_i(h_i), ∂L/∂h_i)  (dimensionless)",
+    # the cosine figure shows the gradient at the block input (solid) and output (dashed), CLAIMS.md A1a
+    f = f[f["metric"].isin(["cosine", "cosine_out"] if metric == "cosine" else [metric])]
+    style = dict(style="metric", style_order=["cosine", "cosine_out"]) if metric == "cosine" else {}
+    ylabel = {"cosine": "cos(F_i(h_i), ∂L/∂h) at block input / output  (dimensionless)",
               "norm_ratio": "‖F_i(h_i)‖₂ / ‖h_i‖₂  (dimensionless)"}[metric]
     title = {"cosine": "Residual vs loss gradient", "norm_ratio": "Relative size of each residual"}[metric]
     if f.empty:
         return save_figure(empty_figure(title), stem)
     g = sns.relplot(data=f, x="block", y="value", hue="split", palette=SPLIT_COLORS, col="model",
                     col_wrap=min(4, f["model"].nunique()), kind="line", marker="o", errorbar=BAND,
-                    height=3.2, aspect=1.2, facet_kws=dict(sharex=False))
+                    height=3.2, aspect=1.2, facet_kws=dict(sharex=False), **style)
     _stage_lines(g, f)
     for ax in g.axes.flat:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

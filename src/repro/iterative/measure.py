@@ -82,11 +82,12 @@ def block_frame(model, batches: dict[str, list], splits) -> pd.DataFrame:
     for split in splits:
         stats = blocks.block_statistics(model, batches[split])
         long = stats.melt(id_vars=["block", "stage", "position", "n_examples", "n_cosine"],
-                          value_vars=["cosine", "norm_ratio", "f_norm", "h_norm", "grad_norm"],
+                          value_vars=["cosine", "cosine_out", "norm_ratio", "f_norm", "h_norm", "grad_norm"],
                           var_name="metric", value_name="value")
         long.insert(0, "split", split)
         long["note"] = ""
-        undefined = (long["metric"] == "cosine") & (long["n_cosine"] == 0)
+        undefined = ((long["metric"] == "cosine") & (long["n_cosine"] == 0)) | (
+            (long["metric"] == "cosine_out") & long["value"].isna())
         long.loc[undefined, "note"] = "cosine undefined: zero gradient or residual for every example"
         frames.append(mark_missing(long, "non-finite activations or gradients"))
     return pd.concat(frames, ignore_index=True)
@@ -200,6 +201,48 @@ def snapshot_metrics(snapshots: dict[float, str], data, settings: dict, span: in
     if heads:
         out["heads"] = pd.concat(frames, ignore_index=True)
     return out
+
+
+def sharing_init_frame(run_cfg: dict, variants, shared_blocks: int, seeds, data, settings: dict) -> pd.DataFrame:
+    """Initialisation diagnostics of every sharing variant, per seed, no training (claim A4a).
+
+    For each seed, each variant (unshared, naive, UBN) of the experiment's model is built
+    exactly as training builds it (torch.manual_seed(seed), then build_model), so the
+    variants of a seed start from the same generator state; blocks.init_diagnostics runs
+    on one batch of `init_batch` training examples with BN batch statistics, over the top
+    `shared_blocks` blocks of every stage (the unshared network over the same blocks).
+    Long table: seed, variant, stage, metric (growth, grad_ratio), value.
+    """
+    x, y = subset(data.x_train, data.y_train, settings["init_batch"], settings["subset_seed"])
+    overrides = {"unshared": {"shared_blocks": 0},
+                 "naive": {"shared_blocks": shared_blocks, "shared_bn": "naive"},
+                 "UBN": {"shared_blocks": shared_blocks, "shared_bn": "unshared"}}
+    rows = []
+    for seed in seeds:
+        for variant in variants:
+            spec = {k: v for k, v in run_cfg["model"].items() if k not in ("shared_blocks", "shared_bn")}
+            spec.update(overrides[variant])
+            if not spec["shared_blocks"]:
+                spec.pop("shared_blocks")
+            torch.manual_seed(int(seed))
+            model = build_model(spec, INPUT_SHAPES[run_cfg["dataset"]], NUM_CLASSES.get(run_cfg["dataset"], 10))
+            _, per_stage = blocks.init_diagnostics(model, (x, y), shared_blocks)
+            for r in per_stage.itertuples():
+                for metric in ("growth", "grad_ratio"):
+                    rows.append(dict(experiment=run_cfg["experiment"], seed=int(seed), variant=variant,
+                                     stage=int(r.stage), span=int(r.span), metric=metric,
+                                     value=float(getattr(r, metric))))
+    return mark_missing(pd.DataFrame(rows), "non-finite at initialisation (activations overflowed)")
+
+
+def run_sharing_init(run_cfg: dict, sharing: dict, settings: dict, output, device="cpu", data_root="data",
+                     download=False) -> pd.DataFrame:
+    """Rule iterative_sharing_init: the A4a diagnostics table (no training), written to `output`."""
+    data = load_run_data(run_cfg, data_root, download).to(device)
+    frame = sharing_init_frame(run_cfg, sharing["variants"], sharing["shared_blocks"], sharing["seeds"],
+                               data, settings)
+    atomic_write_text(output, frame.to_csv(index=False))
+    return frame
 
 
 # ---------------------------------------------------------------- per-run entry points (scripts)

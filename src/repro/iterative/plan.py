@@ -77,6 +77,20 @@ def sharing_span(runs: dict, experiment: str) -> int | None:
     return max(cfg["model"].get("shared_blocks", 0) for (e, _), cfg in runs.items() if e == experiment) or None
 
 
+def sharing_init_settings(config: dict) -> dict | None:
+    """The `sharing_init` settings (claim A4a's init-only job), or None when not configured."""
+    return settings_for(config.get(PAPER.key)).get("sharing_init")
+
+
+def sharing_init_run(config: dict, runs: dict) -> dict:
+    """A run config of the `sharing_init` experiment (its model and dataset; any of its runs)."""
+    experiment = sharing_init_settings(config)["experiment"]
+    for (e, _), cfg in runs.items():
+        if e == experiment:
+            return cfg
+    raise KeyError(f"iterative.sharing_init.experiment {experiment!r} is not an experiment of this config")
+
+
 # ---------------------------------------------------------------- run identity
 
 
