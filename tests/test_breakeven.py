@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from repro import io
+from repro import io, stats
 from repro.breakeven import claims as bc
 from repro.breakeven import measure as bm
 from repro.breakeven import plan as bp
@@ -127,7 +127,7 @@ def tiny_probe(n=40):
 
 
 PARAMS = dict(hessian_k=2, hessian_tol=1e-10, hessian_batch_size=4, covariance_top=2,
-              alpha=dict(increase=1.2, max_alpha=1000.0, n_batches=1))
+              alpha=dict(increase=1.2, max_alpha=1000.0, n_batches=1), bn_modes=dict(hessian="eval", covariance="eval"))
 
 
 def flat_loss(model, x, y):
@@ -191,6 +191,89 @@ def test_measure_matches_dense_and_explicit_computations():
     assert close(metrics["gamma_norm"], last_bn.weight.detach().norm())
 
     assert cost["hessian_products"] > 0 and cost["total_grad_equiv"] > cost["covariance_grad_equiv"] == 24
+
+
+def flat_loss_train_mode(model, x, y):
+    """The loss SGD steps on: a copy in train mode whose BN layers track no running statistics
+    (torch's own batch-statistics BN, which never writes a buffer)."""
+    copy = __import__("copy").deepcopy(model).train()
+    for m in copy.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.track_running_stats = False
+    return flat_loss(copy, x, y)
+
+
+def buffers(model):
+    return {k: v.clone() for k, v in model.named_buffers()}
+
+
+def test_train_mode_measurement_is_the_batch_statistics_loss_and_leaves_buffers_untouched():
+    model = tiny_bn_cnn()
+    x, y, probe = tiny_probe()
+    before, ids = buffers(model), {k: id(v) for k, v in model.named_buffers()}
+    params = dict(PARAMS, bn_modes=dict(hessian="train", covariance="train"), measure_eval_mode_too=True)
+    metrics, missing, cost = bm.measure(model, probe, params, 0.3, 5)
+    after = dict(model.named_buffers())
+    assert not model.training and set(after) == set(before)
+    assert all(torch.equal(before[k], after[k]) and id(after[k]) == ids[k] for k in before)   # untouched
+
+    px, py = probe["x"], probe["y"]
+    h = probe["hessian"]
+    # H in train mode: dense Hessian of the batch-statistics loss, the Hessian subset as one batch
+    f, theta = flat_loss_train_mode(model, px[h], py[h])
+    eig = torch.linalg.eigvalsh(torch.autograd.functional.hessian(f, theta)).flip(0)
+    assert close(metrics["lambda1_H"], eig[0], rtol=1e-6) and close(metrics["lambda2_H"], eig[1], rtol=1e-6)
+    # K in train mode: the gradients of each covariance mini-batch with its own statistics
+    phi = torch.stack([torch.func.grad(flat_loss_train_mode(model, px[row], py[row])[0])(theta)
+                       for row in probe["covariance"]])
+    K, vals, _ = dense_covariance(phi)
+    assert close(metrics["lambda1_K"], vals[0]) and close(metrics["trace_K"], torch.trace(K))
+    # eval mode (running statistics) beside them, as the eval-mode measurement gives them
+    fe, _ = flat_loss(model, px[h], py[h])
+    eig_e = torch.linalg.eigvalsh(torch.autograd.functional.hessian(fe, theta)).flip(0)
+    phi_e = torch.stack([torch.func.grad(flat_loss(model, px[row], py[row])[0])(theta) for row in probe["covariance"]])
+    K_e, vals_e, _ = dense_covariance(phi_e)
+    assert close(metrics["lambda1_H_eval"], eig_e[0], rtol=1e-6)
+    assert close(metrics["lambda1_K_eval"], vals_e[0]) and close(metrics["trace_K_eval"], torch.trace(K_e))
+    assert not close(metrics["lambda1_H"], metrics["lambda1_H_eval"], rtol=1e-3)   # the modes differ here
+    assert cost["hessian_eval_grad_equiv"] > 0 and cost["covariance_eval_grad_equiv"] == 24
+    assert all(torch.equal(before[k], v) for k, v in model.named_buffers())
+
+
+def test_bn_batch_statistics_puts_the_buffers_back_when_the_block_raises():
+    model = tiny_bn_cnn()
+    before = buffers(model)
+    with pytest.raises(RuntimeError):
+        with bm.bn_batch_statistics(model):
+            assert all(m.running_mean is None for m in bm.batch_norm_layers(model))
+            raise RuntimeError("boom")
+    assert all(torch.equal(before[k], v) for k, v in model.named_buffers())
+
+
+def test_without_bn_the_two_modes_coincide():
+    torch.manual_seed(4)
+    model = build_model({"name": "simplecnn", "widths": [2, 2], "hidden": 3}, (1, 10, 10), 3).double().eval()
+    _, _, probe = tiny_probe()
+    train = dict(PARAMS, bn_modes=dict(hessian="train", covariance="train"), measure_eval_mode_too=True)
+    evaluated = dict(PARAMS, bn_modes=dict(hessian="eval", covariance="eval"))
+    m_train, _, cost = bm.measure(model, probe, train, 0.1, 5)
+    m_eval, _, _ = bm.measure(model, probe, evaluated, 0.1, 5)
+    for key in ("lambda1_H", "lambda2_H", "lambda1_K", "trace_K", "lambda_star_K"):
+        assert close(m_train[key], m_eval[key], rtol=1e-9), key
+    assert m_train["lambda1_H_eval"] == m_train["lambda1_H"] and m_train["lambda1_K_eval"] == m_train["lambda1_K"]
+    assert m_train["trace_K_eval"] == m_train["trace_K"]
+    assert "hessian_eval_grad_equiv" not in cost          # no second computation for a net without BN
+
+
+def test_train_mode_refuses_per_example_gradients_of_a_bn_net():
+    model = tiny_bn_cnn()
+    x, y, _ = tiny_probe()
+    settings = dict(probe_seed=0, accuracy_examples=10, hessian_fraction=0.1, hessian_max_examples=None,
+                    covariance_mode="per_example", covariance_batches=2, covariance_batch_size=2,
+                    covariance_examples=7)
+    probe = bm.make_probe(x, y, settings)
+    with pytest.raises(ValueError, match="per-example"):
+        bm.measure(model, probe, dict(PARAMS, bn_modes=dict(hessian="train", covariance="train")), 0.1, 4)
 
 
 def test_measure_per_example_mode_is_the_example_covariance():
@@ -363,8 +446,11 @@ def test_parse_time_module_does_not_import_torch(module):
 
 def test_experiment_settings_merge_and_reject_bad_keys():
     paper = {"threshold_accuracy": 0.6, "probe_seed": 0, "accuracy_examples": 100, "gpu": 0, "paper_reference": [],
-             "hessian": {"fraction": 0.05, "max_examples": None, "k": 5, "tol": 1e-4, "batch_size": 100},
-             "covariance": {"mode": "minibatch", "n_batches": 25, "batch_size": 128, "n_examples": 256, "top": 5},
+             "measure_eval_mode_too": True,
+             "hessian": {"fraction": 0.05, "max_examples": None, "k": 5, "tol": 1e-4, "batch_size": 100,
+                         "bn_mode": "train"},
+             "covariance": {"mode": "minibatch", "n_batches": 25, "batch_size": 128, "n_examples": 256, "top": 5,
+                            "bn_mode": "train"},
              "alpha": {"increase": 1.2, "max_alpha": 100.0, "n_batches": 1, "rtol": 0.01}}
     merged = bp.experiment_settings(paper, {"hessian": {"k": 1}, "label": "Net", "threshold_accuracy": 0.9})
     assert merged["hessian"] == dict(paper["hessian"], k=1) and merged["label"] == "Net"
@@ -374,6 +460,9 @@ def test_experiment_settings_merge_and_reject_bad_keys():
     with pytest.raises(ConfigError, match="threshold"):
         bp.experiment_settings(paper, {"threshold": 0.5})
     assert bp.probe_params(merged)["hessian_fraction"] == 0.05 and bp.measure_params(merged)["hessian_k"] == 1
+    assert bp.measure_params(merged)["bn_modes"] == dict(hessian="train", covariance="train")
+    with pytest.raises(ConfigError, match="bn_mode"):
+        bp.experiment_settings(paper, {"covariance": {"bn_mode": "batch"}})
 
 
 # ------------------------------------------------------------------ tables, sweeps, claims
@@ -384,14 +473,15 @@ def test_threshold_epoch_and_ordered_pairs_by_hand():
     ep = pd.Series([0, 0.5, 1, 2, 3])
     assert bt.threshold_epoch(acc, ep, 0.6) == 1 and math.isnan(bt.threshold_epoch(acc, ep, 0.95))
     # values 1 < 2 < 3 with metric falling except one tie: 3 pairs, 2 ordered
-    good, total, bad = bc.ordered_pairs(np.array([1, 2, 3, 3]), np.array([5.0, 4.0, 4.0, 1.0]), -1)
+    good, total, bad = stats.ordered_pairs(np.array([1, 2, 3, 3]), np.array([5.0, 4.0, 4.0, 1.0]), -1)
     # pairs (1,2) (1,3) (1,3) (2,3) (2,3): ordered all but (2: 4.0, 3: 4.0) tie
     assert (good, total) == (4, 5) and bad == [(2, 4.0, 3, 4.0)]
 
 
-def run_table(rows):
+def run_table(rows, bn=False):
     return pd.DataFrame([dict(experiment=e, run=f"lr{lr}_bs{bs}_s{s}", seed=s, model="M", lr=lr, batch_size=bs,
                               dataset="d", momentum=0.0, epochs=5, status="completed", threshold_epoch=1.0,
+                              threshold_step=31.0, steps_per_epoch=31, batch_norm=bn,
                               reached_threshold=True, valid=True, note="", threshold_accuracy=0.6)
                          for e, lr, bs, s in rows])
 
@@ -404,36 +494,88 @@ def test_find_sweeps():
         ("lr", "a", 128, [0.01, 0.1]), ("batch_size", "a", 0.01, [128, 512])]
 
 
-def maxima_table(runs, values, epochs=None):
+def maxima_table(runs, values, steps=None):
     rows = []
     for (i, r), v in zip(runs.iterrows(), values):
         for metric in bt.MAX_METRICS.values():
-            rows.append(dict({k: r[k] for k in bt.RUN_KEYS}, metric=metric, value=v,
-                             epoch_of_max=(epochs or {}).get(r.run, 0.5), threshold_epoch=r.threshold_epoch,
+            step = (steps or {}).get(r.run, 16.0)
+            rows.append(dict({k: r[k] for k in bt.RUN_KEYS}, metric=metric, value=v, epoch_of_max=step / 31,
+                             step_of_max=step, threshold_epoch=r.threshold_epoch, threshold_step=r.threshold_step,
+                             steps_per_epoch=r.steps_per_epoch, batch_norm=r.batch_norm,
                              reached_threshold=r.reached_threshold, valid=r.valid, n_points=5, note=r.note))
     return pd.DataFrame(rows)
 
 
-def test_claims_hold_fail_and_inconclusive_on_synthetic_maxima():
-    runs = run_table([("a", lr, 128, s) for lr in (0.01, 0.03, 0.1) for s in (0, 1)])
-    falling = maxima_table(runs, [9.0, 8.5, 5.0, 4.0, 1.0, 1.2])
+ETA_RUNS = [("a", lr, 128, s) for s in (0, 1, 2) for lr in (0.01, 0.03, 0.1)]
+
+
+def test_claims_per_seed_ordered_fraction_by_hand():
+    runs = run_table(ETA_RUNS)
+    # every seed falls with eta: each seed 3/3, interval [1, 1] -> D1a holds; D2a (rises) fails
+    falling = maxima_table(runs, [9.0, 5.0, 1.0, 8.5, 4.0, 1.2, 9.5, 6.0, 2.0])
     claims = {c.id: c for c in bc.breakeven_claims(falling, runs)}
-    assert claims["D1a"].verdict == "holds" and claims["D1a"].value == 1.0
-    assert claims["D2a"].verdict == "fails" and claims["D2a"].value == 0.0   # same numbers: rises is wrong
-    assert "fails at our scale" in claims["D2a"].note
-    assert claims["D1c"].verdict == "inconclusive"                           # no batch-size sweep
-    assert claims["D3a"].verdict == "holds"
-    # one seed out of order between neighbours: 11/12 pairs ordered, still >= 0.8
-    noisy = maxima_table(runs, [9.0, 4.5, 5.0, 4.0, 1.0, 1.2])
-    assert {c.id: c for c in bc.breakeven_claims(noisy, runs)}["D1a"].value == pytest.approx(11 / 12)
-    # a run that never reached the threshold is left out, visibly
-    runs.loc[0, ["valid", "reached_threshold"]] = False
-    runs.loc[0, "note"] = "never reached 60% train accuracy"
-    claims = {c.id: c for c in bc.breakeven_claims(maxima_table(runs, [0.1, 8.5, 5.0, 4.0, 1.0, 1.2]), runs)}
-    assert claims["D1a"].verdict == "holds" and "left out" in claims["D1a"].note
-    # late peaks fail D3
-    late = maxima_table(runs, [9.0, 8.5, 5.0, 4.0, 1.0, 1.2], epochs={r: 4.0 for r in runs.run})
-    assert {c.id: c for c in bc.breakeven_claims(late, runs)}["D3a"].verdict == "fails"
+    assert set(claims) == {"D1a-cnn", "D1b-cnn", "D2a-cnn", "D2b-cnn", "D3a", "D3b"}   # no S sweep: no D1c
+    d1a = claims["D1a-cnn"]
+    assert (d1a.value, d1a.ci_low, d1a.ci_high, d1a.verdict, d1a.n_seeds) == (1.0, 1.0, 1.0, "holds", 3)
+    assert claims["D2a-cnn"].verdict == "fails" and claims["D2a-cnn"].ci_high == 0.0
+    assert "bootstrap over seeds [0, 1, 2]" in d1a.interval and d1a.scale == "default"
+    # seed 2 has one violation (0.03 above 0.01): fractions 1, 1, 2/3; mean 8/9; with 3 seeds
+    # the interval is the range [2/3, 1] (CLAIMS.md 1.2): across 0.8 -> inconclusive
+    noisy = maxima_table(runs, [9.0, 5.0, 1.0, 8.5, 4.0, 1.2, 5.0, 6.0, 2.0])
+    d1a = {c.id: c for c in bc.breakeven_claims(noisy, runs)}["D1a-cnn"]
+    assert d1a.value == pytest.approx(8 / 9) and d1a.ci_low == pytest.approx(2 / 3) and d1a.ci_high == 1.0
+    assert d1a.verdict == "inconclusive" and "seed 2: 0.01: 5 vs 0.03: 6" in d1a.note
+    # every seed has a violation: all fractions 2/3 -> fails
+    bad = maxima_table(runs, [5.0, 9.0, 1.0, 4.0, 8.5, 1.2, 5.0, 6.0, 2.0])
+    assert {c.id: c for c in bc.breakeven_claims(bad, runs)}["D1a-cnn"].verdict == "fails"
+    # pooled over seeds instead (the old statistic) the same numbers would look ordered more often:
+    # the per-seed statistic never compares runs of different seeds
+    assert bc.ordered_fraction_per_seed(maxima_table(runs, [9.0, 5.0, 1.0] * 3)[lambda f: f.metric == "max_lambda1_K"],
+                                        "lr", -1)[0].total.tolist() == [3, 3, 3]
+
+
+def test_claims_one_per_sweep_with_bn_and_batch_size_ids():
+    runs = pd.concat([run_table(ETA_RUNS), run_table([("b", lr, 128, s) for s in (0, 1, 2) for lr in (0.01, 0.1)],
+                                                     bn=True),
+                      run_table([("a", 0.03, bs, s) for s in (0, 1, 2) for bs in (32, 512)])], ignore_index=True)
+    values = [9.0, 5.0, 1.0] * 3 + [3.0, 1.0] * 3 + [1.0, 9.0] * 3
+    claims = {c.id: c for c in bc.breakeven_claims(maxima_table(runs, values), runs)}
+    assert {"D1a-cnn", "D1a-bn", "D1c", "D1d", "D2c", "D2d"} <= set(claims)
+    assert claims["D1a-bn"].verdict == "holds" and claims["D1a-bn"].scale == "medium"
+    # the S sweep at eta = 0.03: S 32 (1.0), 128 (5.0), 512 (9.0) per seed: rises -> D1c holds
+    assert claims["D1c"].value == 1.0 and claims["D1c"].verdict == "holds"
+    # two eta sweeps of nets without BN: one claim each, grouped
+    two = pd.concat([runs, run_table([("c", lr, 64, s) for s in (0, 1, 2) for lr in (0.01, 0.1)])], ignore_index=True)
+    ids = [c.id for c in bc.breakeven_claims(maxima_table(two, values + [2.0, 1.0] * 3), two)]
+    assert "D1a-cnn[a S=128]" in ids and "D1a-cnn[c S=64]" in ids and "D1a-cnn" not in ids
+
+
+def test_claims_leave_out_invalid_runs_and_drop_seeds_without_a_pair():
+    runs = run_table(ETA_RUNS)
+    for i in (0, 1):          # seed 0 keeps one valid run only: dropped, visibly
+        runs.loc[i, ["valid", "reached_threshold"]] = False
+        runs.loc[i, "note"] = "never reached 60% train accuracy"
+    claims = {c.id: c for c in bc.breakeven_claims(maxima_table(runs, [9.0, 5.0, 1.0, 8.5, 4.0, 1.2, 9.5, 6.0, 2.0]),
+                                                   runs)}
+    d1a = claims["D1a-cnn"]
+    assert "left out: lr0.01_bs128_s0" in d1a.note and "seed 0 dropped" in d1a.note
+    assert d1a.n_seeds == 2 and d1a.verdict == "inconclusive" and "only 2 seed(s)" in d1a.note
+    runs["valid"] = False
+    none = {c.id: c for c in bc.breakeven_claims(maxima_table(runs, [1.0] * 9), runs)}["D1a-cnn"]
+    assert none.verdict == "inconclusive" and none.value is None
+
+
+def test_early_claim_in_steps():
+    runs = run_table(ETA_RUNS)
+    # threshold step t = 31, one epoch = 31 steps: a peak by max(62, 62) = 62 is early
+    early = {r: 60.0 for r in runs.run}
+    claims = {c.id: c for c in bc.breakeven_claims(maxima_table(runs, [1.0] * 9, early), runs)}
+    assert claims["D3a"].verdict == "holds" and claims["D3a"].value == 1.0
+    late = dict(early, **{"lr0.01_bs128_s0": 63.0})          # seed 0: 2/3 early, others 1 -> [2/3, 1]
+    d3 = {c.id: c for c in bc.breakeven_claims(maxima_table(runs, [1.0] * 9, late), runs)}["D3a"]
+    assert d3.value == pytest.approx(8 / 9) and d3.verdict == "inconclusive" and "peak at step 63" in d3.note
+    all_late = {r: 100.0 for r in runs.run}
+    assert {c.id: c for c in bc.breakeven_claims(maxima_table(runs, [1.0] * 9, all_late), runs)}["D3a"].verdict == "fails"
 
 
 def test_tables_from_records(tmp_path):
@@ -468,6 +610,7 @@ def test_tables_from_records(tmp_path):
     assert runs.loc["b", "n_missing_snapshots"] == 1
     mx = frames["maxima"].set_index(["run", "metric"])
     assert mx.loc[("a", "max_lambda1_K"), "value"] == 3.0 and mx.loc[("a", "max_lambda1_K"), "epoch_of_max"] == 1.0
+    assert mx.loc[("a", "max_lambda1_K"), "step_of_max"] == 1 and runs.loc["a", "threshold_step"] == 1
     assert math.isnan(mx.loc[("a", "max_lambda1_H"), "value"])
     traj = frames["trajectories"]
     gone = traj[(traj.run == "b") & (traj.metric == "all")]

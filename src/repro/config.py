@@ -31,7 +31,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,79}$")
 SHORT_KEYS = {"lr": "lr", "batch_size": "bs", "momentum": "mom", "weight_decay": "wd"}
 
 __all__ = ["ConfigError", "SCHEMA_PATH", "parse_config", "expand_runs", "run_config", "run_table",
-           "run_models", "snapshot_epochs", "describe_schema_error", "load_schema"]
+           "run_models", "snapshot_epochs", "snapshot_steps", "steps_per_epoch", "describe_schema_error", "load_schema"]
 
 
 def load_schema() -> dict:
@@ -124,8 +124,25 @@ def expand_runs(config: dict) -> dict[tuple[str, str], dict]:
 
 
 def _check_snapshots_used(where: str, exp: dict, resolved_runs: list[dict]) -> None:
-    """A snapshot epoch beyond every run's epochs would silently never be taken."""
-    at = (exp.get("snapshots") or {}).get("at") or []
+    """A snapshot epoch beyond every run's epochs would silently never be taken; a step
+    schedule needs one number of steps per epoch and distinct snapshot names."""
+    spec = exp.get("snapshots") or {}
+    step_keys, epoch_keys = STEP_KEYS & set(spec), EPOCH_KEYS & set(spec)
+    if step_keys and epoch_keys:
+        raise ConfigError(f"{where}.snapshots: {sorted(step_keys)} (by step) and {sorted(epoch_keys)} (by epoch) "
+                          "are given together (allowed: one of the two schedules)")
+    if step_keys:
+        for run in resolved_runs:
+            if run["train"].get("batch_schedule"):
+                raise ConfigError(f"{where}.snapshots.steps: a run with train.batch_schedule has no fixed number "
+                                  "of steps per epoch (allowed: snapshots.at with a batch schedule)")
+            epochs = snapshot_epochs(run)
+            names = [f"e{e:g}" for e in epochs]
+            if len(set(names)) < len(names) or any("e" in n[1:] for n in names):
+                raise ConfigError(f"{where}.snapshots.steps: steps {short(snapshot_steps(run))} give snapshot "
+                                  f"names {short(names)} that repeat or are not plain decimals (allowed: steps "
+                                  "far enough apart for 6 significant digits of their epoch)")
+    at = spec.get("at") or []
     longest = max(r["train"]["epochs"] for r in resolved_runs)
     late = [e for e in at if e > longest]
     if late:
@@ -150,10 +167,40 @@ def run_config(config: dict, experiment: str, run: str) -> dict:
     return expand_runs(config)[(experiment, run)]
 
 
-def snapshot_epochs(exp: dict) -> list[float]:
-    """The (fractional) epochs at which a run of this experiment saves its weights."""
+STEP_KEYS = {"steps", "every_steps"}
+EPOCH_KEYS = {"at", "dense_epochs", "per_epoch", "every"}
+
+
+def steps_per_epoch(run: dict, data_root="data") -> int:
+    """SGD steps in one epoch of a run: the training examples // S (the loop drops the last
+    partial batch; repro.train.run_epoch)."""
+    return sizes.run_sizes(run, data_root)[0] // int(run["train"]["batch_size"])
+
+
+def snapshot_steps(run: dict, data_root="data") -> list[int]:
+    """Global steps of a step schedule (``snapshots: {steps, every_steps}``): the listed steps
+    and every ``every_steps``-th step up to the run's last step, which is always kept."""
+    spec = run.get("snapshots") or {}
+    last = steps_per_epoch(run, data_root) * int(run["train"]["epochs"])
+    steps = {int(s) for s in spec.get("steps", []) if s <= last}
+    if spec.get("every_steps"):
+        steps |= set(range(0, last + 1, int(spec["every_steps"])))
+    return sorted(steps | {last})
+
+
+def snapshot_epochs(exp: dict, data_root="data") -> list[float]:
+    """The (fractional) epochs at which a run of this experiment saves its weights.
+
+    A step schedule (``steps``, ``every_steps``; a resolved run, whose S fixes the steps per
+    epoch) is written as epochs too, epoch = step / steps per epoch, so snapshot names
+    (e<epoch>) and every reader of them stay as they are; the training loop maps an epoch
+    back to its step exactly (repro.train.snapshot_steps).
+    """
     spec = exp.get("snapshots") or {}
     epochs = exp["train"]["epochs"]
+    if STEP_KEYS & set(spec):
+        per = steps_per_epoch(exp, data_root)
+        return [step / per for step in snapshot_steps(exp, data_root)]
     if "at" in spec:
         return sorted({float(e) for e in spec["at"] if e <= epochs})
     if not spec:

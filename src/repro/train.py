@@ -11,7 +11,9 @@ model spec and the ``train`` section. Outputs, all in ``out_dir``:
                      (epoch - 1 + steps done / steps per epoch)
     timing.csv       wall-clock seconds per epoch (kept apart so history.csv is exact)
     status.json      completed | diverged, why it stopped, final metrics, settings
-    snapshots/       e<epoch>.pt at the configured (fractional) epochs
+    snapshots/       e<epoch>.pt at the configured (fractional) epochs; a schedule by global
+                     step arrives as epochs step / steps per epoch (repro.config.snapshot_epochs)
+                     and is saved right after that step (snapshot_steps rounds it back exactly)
 
 Matched-loss stop: with ``train.stop_at_train_loss`` the full train loss (eval mode, the
 whole training set) is checked at the end of every epoch and, with

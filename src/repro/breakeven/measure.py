@@ -18,20 +18,34 @@ tables, claims and figures in the package's tables, claims and figures modules.
    run instead of one per snapshot: a job's start (Python, torch, pandas) cost ~3 s, most of
    a snapshot's measurement at the default scale (docs/PERFORMANCE.md "Paper D"). A
    snapshot's record is the same whether it is measured alone (``measure_snapshot_file``)
-   or with its run (tested). Every quantity is computed with the model in eval mode (BN
-   uses its running statistics; repro.curvature's policy):
+   or with its run (tested).
+
+   BatchNorm mode (docs/CLAIMS.md section 6, "BN mode"). K and H are measured in the mode
+   set by ``covariance.bn_mode`` and ``hessian.bn_mode`` (pre-registered: ``train``): in
+   ``train`` mode every BN layer normalises with the statistics of the batch it is given,
+   as SGD computes its gradients (each covariance mini-batch is one batch; the Hessian
+   subset is one batch), and its running statistics are set aside and put back unchanged
+   (:func:`bn_batch_statistics`); in ``eval`` mode BN uses its running statistics
+   (repro.curvature's policy). With ``measure_eval_mode_too`` the eval-mode values are
+   recorded as well (``lambda1_H_eval``, ``lambda1_K_eval``, ``trace_K_eval``); for a net
+   without BN the two modes are the same computation, so the eval values are copies (a
+   test checks that they coincide). Train accuracy, alpha* and the gamma norm use eval mode.
 
    ===================  =====================================================================
    metric               definition
    ===================  =====================================================================
    train_loss/acc       mean cross-entropy / accuracy on the accuracy subset
    lambda{i}_H          top-k eigenvalues of the Hessian of the mean loss over the Hessian
-                        subset, Lanczos (repro.curvature.hessian_eigs, tol from settings)
+                        subset, Lanczos (repro.curvature.hessian_eigs, tol from settings),
+                        BN in ``hessian.bn_mode``
    lambda1_K            top eigenvalue of K = 1/(M-1) sum_m (g_m - gbar)(g_m - gbar)^T, the
                         unbiased estimate of the covariance from the M sampled
                         covariance-batch gradients (mini-batch mode: the
                         covariance of 128-example mini-batch gradients, ~ K_example / 128, as
-                        in the paper; per-example mode: K itself)
+                        in the paper; per-example mode: K itself), BN in
+                        ``covariance.bn_mode``
+   *_eval               lambda1_H, lambda1_K, trace_K with BN in eval mode (running
+                        statistics), with ``measure_eval_mode_too``
    lambda_star_K        smallest non-zero eigenvalue of K: the (M-1)-th (rank M-1 after
                         centring)
    trace_K              Tr(K)
@@ -70,6 +84,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -160,6 +175,64 @@ def covariance_metrics(gram: torch.Tensor, top: int = 5) -> dict:
                 trace_over_lambda1=trace / lam1 if lam1 > 0 else math.nan, g_over_gtop=g_ratio)
 
 
+def batch_norm_layers(model: nn.Module) -> list[nn.Module]:
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+@contextmanager
+def bn_batch_statistics(model: nn.Module):
+    """BatchNorm normalises with the statistics of each batch it sees (training-mode BN, the
+    loss SGD steps on) while the model stays in eval mode otherwise, and no running
+    statistic is read or updated: they are taken out for the block and put back, the same
+    tensors, even if the block raises. (torch's BN uses batch statistics whenever its
+    running mean and variance are None, and then updates nothing.)"""
+    saved = [(m, m.running_mean, m.running_var) for m in batch_norm_layers(model) if m.track_running_stats]
+    try:
+        for m, _, _ in saved:
+            m.running_mean, m.running_var = None, None
+        yield model
+    finally:
+        for m, mean, var in saved:
+            m.running_mean, m.running_var = mean, var
+
+
+@contextmanager
+def bn_mode(model: nn.Module, mode: str):
+    """``train``: :func:`bn_batch_statistics`; ``eval``: BN with its running statistics."""
+    if mode not in ("train", "eval"):
+        raise ValueError(f"bn_mode must be 'train' or 'eval', got {mode!r}")
+    if mode == "train":
+        with bn_batch_statistics(model):
+            yield model
+    else:
+        yield model
+
+
+def covariance_in_mode(model: nn.Module, batches, top: int, mode: str) -> tuple[dict, str]:
+    """K's spectrum from the covariance mini-batches with BN in ``mode`` (one gradient per
+    batch, as SGD computes it); (covariance_metrics, Gram method used)."""
+    if mode == "train" and batch_norm_layers(model) and any(len(x) < 2 for x, _ in batches):
+        raise ValueError("BN in train mode needs covariance batches of >= 2 examples (covariance.mode: "
+                         "minibatch); per-example gradients of a BN net exist only in eval mode")
+    # "auto": the layer-wise "gram" path for single examples and small batches, one
+    # autograd.grad per batch ("loop") from 16 examples (measured crossover, LOOP_MIN_BATCH)
+    with curvature_mode(model), bn_mode(model, mode):
+        gram, method, _ = gradient_gram(model, nn.CrossEntropyLoss(), batches, method="auto")
+    return covariance_metrics(gram, top=top), method
+
+
+def hessian_in_mode(model: nn.Module, x: torch.Tensor, y: torch.Tensor, params: dict, mode: str,
+                    info: dict) -> torch.Tensor:
+    """Top-k Hessian eigenvalues of the mean loss over (x, y) with BN in ``mode``; in train
+    mode the subset is one batch (its batch statistics), whatever hessian_batch_size."""
+    n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    k = min(params["hessian_k"], n_params - 1)
+    size = len(x) if mode == "train" and batch_norm_layers(model) else params["hessian_batch_size"]
+    with bn_mode(model, mode):
+        return hessian_eigs(model, nn.CrossEntropyLoss(), _chunks(x, y, size), k=k, tol=params["hessian_tol"],
+                            info=info)
+
+
 def last_bn_gamma_norm(model: nn.Module) -> float | None:
     """||gamma|| of the last BatchNorm layer in module order (None without BN)."""
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.weight is not None]
@@ -183,7 +256,7 @@ def measure(model: nn.Module, probe: dict, params: dict, lr: float, batch_size: 
     """All metrics of one snapshot: (metrics, missing reasons, cost). See the module docstring."""
     device = next(model.parameters()).device
     x, y = probe["x"].to(device), probe["y"].to(device)
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn = nn.CrossEntropyLoss()   # accuracy and alpha* (eval mode)
     metrics, missing, cost, wall = {}, {}, {}, {}
 
     t = time.perf_counter()
@@ -192,33 +265,46 @@ def measure(model: nn.Module, probe: dict, params: dict, lr: float, batch_size: 
     wall["accuracy"] = time.perf_counter() - t
     cost["accuracy"] = len(acc_idx) / 3.0
 
+    modes = params["bn_modes"]          # {"hessian": "train" | "eval", "covariance": ...}
+    has_bn = bool(batch_norm_layers(model))
+    eval_too = params.get("measure_eval_mode_too", False)
+
     t = time.perf_counter()
     cov_idx = probe["covariance"].to(device)
     batches = [(x[row], y[row]) for row in cov_idx]
-    # "auto": the layer-wise "gram" path for single examples and small batches, one
-    # autograd.grad per batch ("loop") from 16 examples (measured crossover, LOOP_MIN_BATCH)
-    with curvature_mode(model):
-        gram, method, _ = gradient_gram(model, loss_fn, batches, method="auto")
-    cov = covariance_metrics(gram, top=params["covariance_top"])
+    cov, method = covariance_in_mode(model, batches, params["covariance_top"], modes["covariance"])
     metrics.update(lambda1_K=cov["lambda1"], lambda_star_K=cov["lambda_star"], trace_K=cov["trace"],
                    conditioning_K=cov["conditioning"], trace_over_lambda1_K=cov["trace_over_lambda1"],
                    g_over_gtop=cov["g_over_gtop"])
     wall["covariance"] = time.perf_counter() - t
     cost["covariance"] = float(cov_idx.numel())
+    if eval_too:     # for a net without BN both modes are one computation: the values are copies
+        t = time.perf_counter()
+        if has_bn and modes["covariance"] != "eval":
+            cov, _ = covariance_in_mode(model, batches, params["covariance_top"], "eval")
+            cost["covariance_eval"] = float(cov_idx.numel())
+        metrics.update(lambda1_K_eval=cov["lambda1"], trace_K_eval=cov["trace"])
+        wall["covariance_eval"] = time.perf_counter() - t
 
     t = time.perf_counter()
     h_idx = probe["hessian"].to(device)
-    n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    k = min(params["hessian_k"], n_params - 1)
     info: dict = {}
-    eigs = hessian_eigs(model, loss_fn, _chunks(x[h_idx], y[h_idx], params["hessian_batch_size"]), k=k,
-                        tol=params["hessian_tol"], info=info)
+    eigs = hessian_in_mode(model, x[h_idx], y[h_idx], params, modes["hessian"], info)
     for i, value in enumerate(eigs.tolist(), start=1):
         metrics[f"lambda{i}_H"] = value
     metrics["lr_lambda1_H"] = lr * metrics["lambda1_H"]
     wall["hessian"] = time.perf_counter() - t
     cost["hessian"] = len(h_idx) * (1 + 2 * info.get("n_products", 0))
     cost["hessian_products"] = info.get("n_products")
+    if eval_too:
+        t = time.perf_counter()
+        if has_bn and modes["hessian"] != "eval":
+            einfo: dict = {}
+            metrics["lambda1_H_eval"] = float(hessian_in_mode(model, x[h_idx], y[h_idx], params, "eval", einfo)[0])
+            cost["hessian_eval"] = len(h_idx) * (1 + 2 * einfo.get("n_products", 0))
+        else:
+            metrics["lambda1_H_eval"] = metrics["lambda1_H"]
+        wall["hessian_eval"] = time.perf_counter() - t
 
     t = time.perf_counter()
     ap = params["alpha"]

@@ -7,6 +7,7 @@ library. The defaults of every setting live only in schemas/breakeven.schema.yam
 
 from __future__ import annotations
 
+from ..config_sizes import run_sizes
 from ..papers import get as get_paper
 from ..settings import check, check_override, deep_merge, load_schema
 
@@ -39,9 +40,11 @@ def probe_params(settings: dict) -> dict:
 
 def measure_params(settings: dict) -> dict:
     """What defines a snapshot measurement besides the probe (params of rule breakeven_curvature)."""
-    h = settings["hessian"]
+    h, cov = settings["hessian"], settings["covariance"]
     return dict(hessian_k=h["k"], hessian_tol=h["tol"], hessian_batch_size=h["batch_size"],
-                covariance_top=settings["covariance"]["top"], alpha=dict(settings["alpha"]))
+                covariance_top=cov["top"], alpha=dict(settings["alpha"]),
+                bn_modes=dict(hessian=h["bn_mode"], covariance=cov["bn_mode"]),
+                measure_eval_mode_too=settings["measure_eval_mode_too"])
 
 
 def model_label(cfg: dict, settings: dict | None = None) -> str:
@@ -54,6 +57,12 @@ def model_label(cfg: dict, settings: dict | None = None) -> str:
     return {"mlp": "MLP", "vgg": "VGG-BN", "resnet": "ResNet"}.get(model["name"], model["name"])
 
 
+def has_batch_norm(model: dict) -> bool:
+    """Whether the model spec has BatchNorm layers (repro.models: SimpleCNN with batch_norm,
+    VGG-BN and the ResNets; not the MLP): the BN η sweep is its own claim (suffix -bn)."""
+    return {"simplecnn": bool(model.get("batch_norm")), "mlp": False}.get(model["name"], True)
+
+
 def run_info(cfg: dict, settings: dict, snapshot_epochs: list[float]) -> dict:
     """One row of the run table the table rule needs (from a resolved run config)."""
     tr = cfg["train"]
@@ -61,6 +70,8 @@ def run_info(cfg: dict, settings: dict, snapshot_epochs: list[float]) -> dict:
                 model=model_label(cfg, settings), lr=float(tr["lr"]), batch_size=int(tr["batch_size"]),
                 momentum=float(tr.get("momentum", 0.0)), epochs=int(tr["epochs"]),
                 snapshots=[float(e) for e in snapshot_epochs],
+                steps_per_epoch=run_sizes(cfg)[0] // int(tr["batch_size"]),
+                batch_norm=has_batch_norm(cfg["model"]),
                 threshold_accuracy=float(settings["threshold_accuracy"]))
 
 

@@ -2,8 +2,9 @@
 
 From the per-run measurement files (:mod:`repro.breakeven.measure`): trajectories (one row
 per run, snapshot and metric, missing values with the reason), a run summary (status,
-threshold epoch = first snapshot epoch with train accuracy >= the threshold), the maxima over
-each trajectory with the epoch of the maximum, their mean over seeds beside the paper's
+threshold epoch and step = first snapshot with train accuracy >= the threshold), the maxima
+over each trajectory with the epoch and global step of the maximum, their mean over seeds
+beside the paper's
 numbers, and the measurement cost. Also the sweeps the claims and figures compare: within an
 experiment, runs sharing S and differing in lr form a learning-rate sweep; runs sharing lr
 and differing in S form a batch-size sweep.
@@ -28,6 +29,9 @@ MAX_METRICS = {
     "trace_K": "max_trace_K",
     "conditioning_K": "max_conditioning",
     "trace_over_lambda1_K": "max_trace_over_lambda1",
+    # BN in eval mode (running statistics): shown beside the pre-registered train mode, no claim
+    "lambda1_K_eval": "max_lambda1_K_eval",
+    "lambda1_H_eval": "max_lambda1_H_eval",
 }
 RUN_KEYS = ["experiment", "run", "seed", "model", "lr", "batch_size"]
 
@@ -72,8 +76,15 @@ def threshold_epoch(acc: pd.Series, epochs: pd.Series, threshold: float) -> floa
     return float(hit.min()) if len(hit) else math.nan
 
 
+def threshold_step(acc: pd.DataFrame, threshold: float) -> float:
+    """Global step of the first snapshot (in epoch order) whose accuracy reaches the threshold."""
+    hit = acc[acc["value"].to_numpy() >= threshold]
+    return float(hit.sort_values("epoch")["step"].iloc[0]) if len(hit) else math.nan
+
+
 def runs_frame(run_rows: list[dict], statuses: dict, traj: pd.DataFrame) -> pd.DataFrame:
-    """One row per run: status, threshold epoch, final accuracy, measured/missing snapshots."""
+    """One row per run: status, threshold epoch and step, final accuracy, measured/missing
+    snapshots, steps per epoch and whether the net has BatchNorm (the claims' sweep ids)."""
     out = []
     for info in run_rows:
         key = (info["experiment"], info["run"])
@@ -96,6 +107,9 @@ def runs_frame(run_rows: list[dict], statuses: dict, traj: pd.DataFrame) -> pd.D
         out.append(dict({k: info[k] for k in RUN_KEYS}, dataset=info["dataset"], momentum=info["momentum"],
                         epochs=info["epochs"], status=status,
                         stop_reason=stop_reason, threshold_accuracy=thr, threshold_epoch=t_epoch,
+                        threshold_step=threshold_step(acc, thr),
+                        steps_per_epoch=info.get("steps_per_epoch", math.nan),
+                        batch_norm=bool(info.get("batch_norm", False)),
                         reached_threshold=not math.isnan(t_epoch),
                         final_train_acc=float(acc["value"].iloc[-1]) if len(acc) else math.nan,
                         n_snapshots=int(t.snapshot.nunique()), n_missing_snapshots=n_missing,
@@ -105,7 +119,7 @@ def runs_frame(run_rows: list[dict], statuses: dict, traj: pd.DataFrame) -> pd.D
 
 
 def maxima_frame(traj: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
-    """Max over each trajectory of the conjectures' metrics, with the epoch of the maximum."""
+    """Max over each trajectory of the conjectures' metrics, with the epoch and step of the maximum."""
     rows = []
     for _, run in runs.iterrows():
         t = traj[(traj.experiment == run.experiment) & (traj.run == run.run)]
@@ -113,15 +127,18 @@ def maxima_frame(traj: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
             m = t[(t.metric == metric) & t.value.notna()]
             if len(m):
                 best = m.loc[m.value.idxmax()]
-                value, at = float(best.value), float(best.epoch)
+                value, at, at_step = float(best.value), float(best.epoch), float(best.step)
             else:
-                value, at = math.nan, math.nan
+                value, at, at_step = math.nan, math.nan, math.nan
             at_end = bool(len(m) > 1 and at == m.epoch.max())
             note = run.note if not run.valid else ("" if len(m) else "no measured snapshot")
             if at_end and run.valid:
                 note = "maximum at the last snapshot: a lower bound (the peak may come later)"
             rows.append(dict({k: run[k] for k in RUN_KEYS}, metric=name, value=value, epoch_of_max=at,
-                             peak_at_end=at_end, threshold_epoch=run.threshold_epoch,
+                             step_of_max=at_step, peak_at_end=at_end, threshold_epoch=run.threshold_epoch,
+                             threshold_step=run.get("threshold_step", math.nan),
+                             steps_per_epoch=run.get("steps_per_epoch", math.nan),
+                             batch_norm=bool(run.get("batch_norm", False)),
                              reached_threshold=run.reached_threshold, valid=bool(run.valid and len(m)),
                              n_points=len(m), note=note))
     return pd.DataFrame(rows)
