@@ -195,9 +195,11 @@ def _group_sharpness_claims(wide: pd.DataFrame) -> list[Claim]:
         if metric not in m or not len(m):
             return _record(cid, statement, f"Spearman rho(eta/S, {name})", f"< {RHO_THRESHOLD}", None,
                            "inconclusive", "; ".join(p for p in (few, excluded) if p))
-        value, lo, hi, verdict, interval = _bootstrapped(m, _rho(metric), "<", RHO_THRESHOLD, few=few)
+        n_measured = int(m[metric].notna().sum())
+        missing = "" if n_measured == len(m) else f"{name} missing for {len(m) - n_measured} of {len(m)} runs"
+        value, lo, hi, verdict, interval = _bootstrapped(m, _rho(metric), "<", RHO_THRESHOLD, few=few or missing)
         partial = partial_spearman(m.lr_over_batch, m[metric], m.train_loss)
-        note = "; ".join(p for p in (few, f"{len(m)} matched runs over {m.lr_over_batch.nunique()} eta/S values",
+        note = "; ".join(p for p in (few, missing, f"{len(m)} matched runs over {m.lr_over_batch.nunique()} eta/S values",
                                      f"{name} spans {fmt(m[metric].min())}–{fmt(m[metric].max())}", loss_range,
                                      f"partial rho given that loss = {fmt(partial, 2)}", extra, excluded) if p)
         return _record(cid, statement, f"Spearman rho(eta/S, {name}), runs of all seeds pooled",
