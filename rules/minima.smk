@@ -1,8 +1,10 @@
 # Paper B (minima): "Three Factors Influencing Minima in SGD" (../shared/PAPERS.md, section B).
-# Training (rule train) runs the eta x S grid, the equal-ratio (beta) runs, the schedule
-# swaps, the label-noise (memorization) grid and the beta ladders per train size (breaking
-# point); here: sharpness of every grid/beta run at its matched train loss (one cached job
-# per run), 1-D interpolation per configured pair, then tables, figures and claims B1-B7.
+# Training (rule train) runs the eta x S grid (its diagonal is the beta ladder), the schedule
+# swaps, and at medium/paper scale the label-noise (memorization) grid and the beta ladders
+# per train size (breaking point); here: sharpness of every grid run at its matched train
+# loss (one cached job per run), 1-D interpolation per configured pair (seed replicates may
+# evaluate only the six points of claims B7), then tables, figures and claims B1-B7
+# (protocol: docs/CLAIMS.md section 4).
 # Memorization and breaking outputs always exist: "not run at this scale" when the config
 # has no such experiment (claims B5/B6 are then inconclusive).
 # Settings: top-level `minima:` (schemas/minima.schema.yaml) and each minima_* experiment's
@@ -249,6 +251,7 @@ rule minima_breaking:
         status=MINIMA.role_files("breaking", "status.json"),
     output:
         csv=f"{MINIMA_TABLES}/breaking.csv",
+        runs=f"{MINIMA_TABLES}/breaking_runs.csv",
         md=report(
             f"{MINIMA_TABLES}/breaking.md",
             caption="../report/minima_breaking_table.rst",
@@ -282,7 +285,7 @@ rule minima_claims:
         runs=rules.minima_runs_table.output.csv,
         schedules=rules.minima_schedules.output.csv,
         memorization=rules.minima_memorization.output.csv,
-        breaking=rules.minima_breaking.output.csv,
+        breaking_runs=rules.minima_breaking.output.runs,
         interpolation=rules.minima_interpolation_summary.output.csv,
     output:
         f"{RESULTS}/claims/minima.csv",
@@ -296,6 +299,7 @@ rule minima_claims:
         runtime=10,
     params:
         side_offset=MINIMA.interpolation_settings()["side_offset"],
+        tolerance=MINIMA.paper_settings("breaking")["tolerance"],
     script:
         "../scripts/minima_claims.py"
 

@@ -5,6 +5,6 @@ from repro.minima.tables import write_breaking
 
 log = start_job(snakemake)
 o, tolerance = snakemake.output, snakemake.params.settings["tolerance"]
-runs, summary = write_breaking(list(snakemake.input.status), snakemake.params.experiments, tolerance, o.csv, o.md)
+runs, summary = write_breaking(list(snakemake.input.status), snakemake.params.experiments, tolerance, o.csv, o.md, o.runs)
 plot_breaking(runs, summary, tolerance, o.png)
 log.info("\n%s", summary.to_string(index=False) if len(summary) else "no breaking-point runs")

@@ -10,5 +10,5 @@ with job_device(snakemake) as device:  # claims a free GPU when the job asks for
                               {"model": i.a_model, "status": i.a_status, "data": p.pair["data"]},
                               {"model": i.b_model, "status": i.b_status, "data": p.pair["data"]},
                               p.settings, snakemake.output[0], p.data_root, p.download, device,
-                              group=p.pair["group"])
+                              group=p.pair["group"], label=p.pair["label"])
 log.info("pair %s: %s -> %s, %d rows", snakemake.wildcards.pair, p.pair["a"], p.pair["b"], len(table))

@@ -126,26 +126,60 @@ def test_ratio_pairs_and_closeness_by_hand():
     assert ms == pytest.approx((0.02 + 0.04 + 0.05) / 3, abs=1e-12)
 
 
-def test_sharpness_claims_sign_threshold_and_exclusions():
+def _seeded(rows, seeds=(0, 1, 2)):
+    """The same (lr, bs, lambda_max, test_acc, status, matched) rows for every seed."""
+    return _wide([(lr, bs, seed, lam, acc, st, m) for seed in seeds for lr, bs, lam, acc, st, m in rows])
+
+
+def test_sharpness_claims_sign_threshold_interval_and_exclusions():
     ratios = [(0.025, 128), (0.025, 64), (0.05, 64), (0.05, 32), (0.1, 32), (0.2, 32)]
-    falling = _wide([(lr, bs, 0, 1.0 / (lr / bs), 0.8 + lr, "completed", True) for lr, bs in ratios]
-                    + [(5.0, 16, 0, math.nan, math.nan, "diverged", False)])
+    rows = [(lr, bs, 1.0 / (lr / bs), 0.8 + lr, "completed", True) for lr, bs in ratios]
+    falling = _seeded(rows + [(5.0, 16, math.nan, math.nan, "diverged", False)])
+    falling["test_loss"] = 1.0 - falling.lr  # lower test loss at larger eta (not monotone in eta/S)
     claims = {c.id: c for c in mc.sharpness_claims(falling)}
+    # identical seeds: every resample gives rho = -1, the interval is the point
     assert claims["B1a"].value == pytest.approx(-1.0) and claims["B1a"].verdict == "holds"
-    assert claims["B2"].value == pytest.approx(_explicit_spearman([lr / bs for lr, bs in ratios],
-                                                                  [0.8 + lr for lr, _ in ratios]), abs=1e-4)
-    assert "1 diverged" in claims["B1a"].note
+    assert (claims["B1a"].ci_low, claims["B1a"].ci_high) == (pytest.approx(-1.0), pytest.approx(-1.0))
+    assert claims["B1a"].n_seeds == 3 and "bootstrap over seeds [0, 1, 2]" in claims["B1a"].interval
+    x = [lr / bs for lr, bs in ratios] * 3
+    assert claims["B2"].value == pytest.approx(_explicit_spearman(x, [1.0 - lr for lr, _ in ratios] * 3), abs=1e-4)
+    assert "test accuracy" in claims["B2"].note and "3 diverged" in claims["B1a"].note
     rising = falling.assign(lambda_max=falling.lr_over_batch, hessian_trace=falling.lr_over_batch)
     assert {c.id: c for c in mc.sharpness_claims(rising)}["B1a"].verdict == "fails"
-    few = falling.iloc[:3]
-    assert {c.id: c.verdict for c in mc.sharpness_claims(few)}["B1a"] == "inconclusive"
+    # one seed: the claim is computed but inconclusive (the protocol needs >= 3 seeds)
+    one = {c.id: c for c in mc.sharpness_claims(falling[falling.seed == 0])}
+    assert one["B1a"].value == pytest.approx(-1.0) and one["B1a"].verdict == "inconclusive"
+    assert "only 1 seed" in one["B1a"].note
+    # the verdict reads the interval: seed 2 reversed makes the interval straddle -0.5
+    mixed = falling.copy()
+    two = mixed.seed == 2
+    mixed.loc[two, "lambda_max"] = mixed.loc[two, "lr_over_batch"]
+    c = {c.id: c for c in mc.sharpness_claims(mixed)}["B1a"]
+    assert c.ci_low == pytest.approx(-1.0) and c.ci_high > -0.5 and c.verdict == "inconclusive"
+    again = {c.id: c for c in mc.sharpness_claims(mixed)}["B1a"]
+    assert (again.ci_low, again.ci_high) == (c.ci_low, c.ci_high)  # fixed generator: reproducible
     # two groups are never compared with each other: claims per group, with the group in the id
-    two = pd.concat([falling, rising.assign(group="h")], ignore_index=True)
-    by_id = {c.id: c for c in mc.sharpness_claims(two)}
+    both = pd.concat([falling, rising.assign(group="h")], ignore_index=True)
+    by_id = {c.id: c for c in mc.sharpness_claims(both)}
     assert by_id["B1a[g]"].verdict == "holds" and by_id["B1a[h]"].verdict == "fails"
     # runs that never reached the target are not compared
     unmatched = falling.assign(matched=False)
     assert all(c.verdict == "inconclusive" for c in mc.sharpness_claims(unmatched))
+
+
+def test_closeness_ratio_under_the_seed_bootstrap_by_hand():
+    # per seed: equal pair (0.05/16, 0.1/32) differs by log 1.25 in lambda_max; one-step pairs by log 4
+    def seed_rows(seed, eq):
+        return [(0.05, 16, seed, 4.0, 0.9, "completed", True), (0.1, 32, seed, 4.0 * eq, 0.9, "completed", True),
+                (0.1, 128, seed, 16.0 * eq, 0.9, "completed", True), (0.4, 32, seed, 1.0 * eq, 0.9, "completed", True)]
+    wide = _wide(seed_rows(0, 1.25) + seed_rows(1, 1.25) + seed_rows(2, 2.0))
+    # seed s: equal |log eq|; one-step pairs (0.1/32 with 0.1/128 and 0.4/32), factor 4: |log 4| each
+    per_seed = [math.log(1.25) / math.log(4), math.log(1.25) / math.log(4), math.log(2.0) / math.log(4)]
+    assert mc.closeness_ratio(wide, "lambda_max", True) == pytest.approx(
+        (2 * math.log(1.25) + math.log(2.0)) / 3 / math.log(4), abs=1e-12)
+    c = {c.id: c for c in mc.sharpness_claims(wide)}["B3a"]
+    assert c.ci_low == pytest.approx(min(per_seed)) and c.ci_high == pytest.approx(max(per_seed))  # n = 3: the range
+    assert c.verdict == "holds"
 
 
 # ------------------------------------------------------------------ schedules and eta/S bookkeeping
@@ -199,31 +233,47 @@ def _sched_items(values):
 
 
 def test_schedule_claims_by_hand():
-    small, large = dict(lr=0.01, batch_size=32), dict(lr=0.05, batch_size=160)
+    small, large, mean = dict(lr=0.01, batch_size=32), dict(lr=0.05, batch_size=160), dict(lr=0.03, batch_size=32)
     finals, curves = mt.schedule_tables(_sched_items([
-        ("cbs", CBS, [0.90, 0.92], 0.01), ("clr", CLR, [0.91, 0.93], 0.01),
-        ("const_small", small, [0.85, 0.86, None], 0.05), ("const_large", large, [0.84, 0.85], 0.05)]))
-    assert set(finals.schedule) == {"cyclic BS", "cyclic LR", "constant eta=0.01, S=32", "constant eta=0.05, S=160"}
+        ("cbs", CBS, [0.90, 0.92, 0.91], 0.01), ("clr", CLR, [0.91, 0.925, 0.91], 0.01),
+        ("const_small", small, [0.85, 0.86, None], 0.05), ("const_large", large, [0.84, 0.85, 0.84], 0.05),
+        ("const_mean", mean, [0.88, 0.87, 0.86], 0.02)]))
+    assert set(finals.schedule) == {"cyclic BS", "cyclic LR", "constant eta=0.01, S=32", "constant eta=0.05, S=160",
+                                    "constant eta=0.03, S=32"}
     div = finals[(finals.run == "const_small_s2") & (finals.metric == "test_acc")]
     assert div.value.isna().all() and div.note.str.contains("diverged").all()
     claims = {c.id: c for c in mc.schedule_claims(finals)}
-    # B4a: |0.91 - 0.92| / sqrt(0.01^2 + 0.01^2)  (sd = 0.01414, se = 0.01 for both)
-    assert claims["B4a"].value == pytest.approx(0.01 / math.sqrt(2e-4), abs=1e-4)
-    assert claims["B4a"].verdict == "holds"
-    # B4b: min(0.91, 0.92) - max(0.855, 0.845)
-    assert claims["B4b"].value == pytest.approx(0.055, abs=1e-5) and claims["B4b"].verdict == "holds"
-    assert "1 run(s) without a final accuracy" in claims["B4b"].note
-    assert "higher train loss" in claims["B4b"].note
-    # cycles far apart, and a constant on top: both fail
+    # B4a: per-seed CBS - CLR = -0.01, -0.005, 0: mean -0.005. 90% interval: a resample of one seed
+    # thrice has probability 1/27 < 5%, so the bounds are the means of (-0.01, -0.01, -0.005) and (0, 0, -0.005)
+    assert claims["B4a"].value == pytest.approx(-0.005, abs=1e-12)
+    assert claims["B4a"].ci_low == pytest.approx(-0.025 / 3) and claims["B4a"].ci_high == pytest.approx(-0.005 / 3)
+    assert claims["B4a"].verdict == "holds" and claims["B4a"].interval.startswith("90%")
+    # B4b: per seed min(cycles) - max(constants incl. const_mean): 0.02, 0.05; seed 2 has a diverged constant
+    assert claims["B4b"].value == pytest.approx(0.035, abs=1e-5) and claims["B4b"].n_seeds == 2
+    assert claims["B4b"].verdict == "inconclusive" and "the protocol needs >= 3" in claims["B4b"].note
+    assert "final train loss per schedule" in claims["B4b"].note
+    # cycles 11 points apart on every seed: not interchangeable (fails); a constant on top: B4b fails
     finals2, _ = mt.schedule_tables(_sched_items([
-        ("cbs", CBS, [0.80, 0.81], 0.01), ("clr", CLR, [0.91, 0.92], 0.01),
-        ("const_small", small, [0.95, 0.95], 0.01), ("const_large", large, [0.84, 0.85], 0.01)]))
+        ("cbs", CBS, [0.80, 0.81, 0.80], 0.01), ("clr", CLR, [0.91, 0.92, 0.91], 0.01),
+        ("const_small", small, [0.95, 0.95, 0.95], 0.01), ("const_large", large, [0.84, 0.85, 0.84], 0.01)]))
     verdicts = {c.id: c.verdict for c in mc.schedule_claims(finals2)}
     assert verdicts == {"B4a": "fails", "B4b": "fails"}
+    # a known difference of half a point on 5 seeds, 90% interval inside (-1, 1) points: equivalent
+    seeds5 = [0.90, 0.91, 0.92, 0.93, 0.94]
+    finals3, _ = mt.schedule_tables(_sched_items([
+        ("cbs", CBS, [a + 0.005 for a in seeds5], 0.01), ("clr", CLR, seeds5, 0.01),
+        ("const_small", small, [a - 0.05 for a in seeds5], 0.01)]))
+    c = {c.id: c for c in mc.schedule_claims(finals3)}
+    assert c["B4a"].value == pytest.approx(0.005) and c["B4a"].n_seeds == 5 and c["B4a"].verdict == "holds"
+    assert c["B4b"].value == pytest.approx(0.05) and c["B4b"].verdict == "holds"
+    # an equivalence margin cannot be met by a difference of 1.5 points
+    finals4, _ = mt.schedule_tables(_sched_items([("cbs", CBS, [a + 0.015 for a in seeds5], 0.01),
+                                                  ("clr", CLR, seeds5, 0.01)]))
+    assert {c.id: c.verdict for c in mc.schedule_claims(finals4)}["B4a"] == "fails"
     assert {c.verdict for c in mc.schedule_claims(finals2.iloc[0:0])} == {"inconclusive"}
     md = mt.schedules_markdown(finals, {"minima_s": {"paper_accuracy": {"cbs": 89.39}, "paper_setting": "VGG"}})
-    assert "89.39" in md and "91.00 ± 1.41" in md
-    assert len(curves) == 9 * 2 * 4  # runs x history rows x (train/test loss/accuracy)
+    assert "89.39" in md and "91.00 ± 1.00" in md
+    assert len(curves) == 15 * 2 * 4  # runs x history rows x (train/test loss/accuracy)
 
 
 # ------------------------------------------------------------------ per-run facts and table
@@ -316,7 +366,7 @@ def test_interpolation_with_a_diverged_end_is_missing_with_the_reason(tmp_path):
     settings = mp.paper_defaults()["interpolation"]
     table = mm.interpolate_pair("p", {"model": ok / "model.pt", "status": ok / "status.json", "data": {}},
                                 {"model": bad / "model.pt", "status": bad / "status.json", "data": {}}, settings)
-    assert len(table) == 33 * 2 * 2 and table.alpha.min() == -1 and table.alpha.max() == 2  # + the 2 side points
+    assert len(table) == 35 * 2 * 2 and table.alpha.min() == -1 and table.alpha.max() == 2  # + the 4 B7 points
     assert table.value.isna().all() and table.note.str.contains("b_s0 diverged: loss nan").all()
     assert (table.b_lr_over_batch == 9.0 / 16).all()
     md = mt.interpolation_markdown(table)
@@ -388,47 +438,94 @@ def test_figures_render_when_every_run_diverged(tmp_path):
 # ------------------------------------------------------------------ interpolation side rises (B7)
 
 
-def _curve(pair, ra, rb, loss, alphas, group="g"):
-    """An interpolation table for one pair whose train loss is loss(alpha) (test: 2 * loss)."""
+def _curve(pair, ra, rb, loss, alphas, group="g", seed=0):
+    """An interpolation table for one pair whose train loss is loss(alpha) (test: 2 * loss);
+    the pair is the seed-`seed` replicate of the comparison `pair`."""
     rows = []
     for al in alphas:
         for split, scale in (("train", 1.0), ("test", 2.0)):
-            rows.append(dict(pair=pair, group=group, a_experiment="e", a_run=f"{pair}a", b_experiment="e",
-                             b_run=f"{pair}b", a_lr_over_batch=ra, b_lr_over_batch=rb, alpha=al, split=split,
-                             metric="loss", value=scale * loss(al), note=""))
+            rows.append(dict(pair=f"{pair}_s{seed}", label=pair, group=group, a_experiment="e", a_run=f"{pair}a_s{seed}",
+                             a_seed=seed, b_experiment="e", b_run=f"{pair}b_s{seed}", a_lr_over_batch=ra,
+                             b_lr_over_batch=rb, alpha=al, split=split, metric="loss", value=scale * loss(al), note=""))
             rows.append({**rows[-1], "metric": "accuracy", "value": 0.9})
     return pd.DataFrame(rows)
 
 
-def test_side_rises_and_interpolation_claims_by_hand():
+def test_second_difference_of_a_quadratic_is_its_curvature_whatever_the_gradient():
+    for g in (0.0, 3.0, -40.0):          # the ends of matched-loss runs are not minima: g != 0
+        for k, x0, d in ((2.0, 0.0, 0.25), (16.0, 1.0, 0.25), (0.5, 1.0, 0.1)):
+            loss = lambda a, g=g, k=k, x0=x0: 0.05 + g * (a - x0) + 0.5 * k * (a - x0) ** 2  # noqa: E731
+            assert mc.second_difference(loss(x0 - d), loss(x0), loss(x0 + d), d) == pytest.approx(k, abs=1e-9)
+    assert math.isnan(mc.second_difference(math.nan, 1.0, 1.0, 0.25))
+
+
+def test_end_curvature_matches_the_exact_directional_second_derivative_float64():
+    # cross-entropy of a softmax-linear model along theta_a + t (theta_b - theta_a), in float64:
+    # the second difference at small d against v^T H v from torch.func.hessian (exact)
+    from torch.func import hessian
+
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(40, 5, generator=gen, dtype=torch.float64), torch.randint(0, 3, (40,), generator=gen)
+    theta_a, theta_b = torch.randn(15, generator=gen, dtype=torch.float64), torch.randn(15, generator=gen,
+                                                                                          dtype=torch.float64)
+    loss = lambda th: torch.nn.functional.cross_entropy(x @ th.view(5, 3), y)  # noqa: E731
+    v = theta_b - theta_a
+    line = lambda al: float(loss(theta_a + al * v))  # noqa: E731
+    d = 1e-3
+    alphas = [-d, 0.0, d, 1 - d, 1.0, 1 + d]
+    curve = pd.DataFrame(dict(alpha=alphas, split="train", metric="loss", value=[line(a) for a in alphas]))
+    k = mc.end_curvatures(curve, d)
+    for end, theta in (("a", theta_a), ("b", theta_b)):
+        exact = float(v @ hessian(loss)(theta) @ v)
+        assert k[f"kappa_{end}"] == pytest.approx(exact, rel=1e-4)
+    assert k["loss_a"] == pytest.approx(line(0.0)) and k["rise_b"] == pytest.approx(line(1 + d) - line(1.0))
+
+
+def test_claim_points_only_evaluates_the_six_points_of_b7():
     settings = dict(mp.paper_defaults()["interpolation"], num=13)  # -1 .. 2 in steps of 0.25
     alphas = mm.interpolation_alphas(settings)
-    assert -0.25 in alphas and 1.25 in alphas and len(alphas) == 13
-    assert len(mm.interpolation_alphas(dict(settings, num=31))) == 33  # side points added to a 0.1 grid
-    # quadratic wells: curvature 4 at a (high eta/S) and 16 at b (low eta/S), a barrier between
-    diff = _curve("d", 0.01, 0.0025, lambda a: 0.05 + (4 * a * a if a <= 0.5 else 16 * (a - 1) ** 2), alphas)
-    # equal eta/S (within a factor sqrt 2): curvatures 8 and 10
-    eq = _curve("q", 0.004, 0.004 * 1.25, lambda a: 0.05 + (8 * a * a if a <= 0.5 else 10 * (a - 1) ** 2), alphas)
-    r = mc.side_rises(diff, 0.25)
-    assert r["rise_a"] == pytest.approx(4 * 0.0625, abs=1e-12) and r["rise_b"] == pytest.approx(16 * 0.0625, abs=1e-12)
+    assert {-0.25, 0.0, 0.25, 0.75, 1.0, 1.25} <= set(alphas) and len(alphas) == 13
+    assert len(mm.interpolation_alphas(dict(settings, num=31))) == 35  # four B7 points added to a 0.1 grid
+    assert mm.interpolation_alphas(dict(settings, claim_points_only=True)) == [-0.25, 0.0, 0.25, 0.75, 1.0, 1.25]
+
+
+def test_end_curvatures_and_interpolation_claims_by_hand():
+    alphas = mm.claim_alphas(0.25)
+
+    def pairs(label, ra, rb, ka, kb, ga=0.3, gb=-0.2, seeds=(0, 1, 2)):
+        """Quadratic wells with curvature ka at a and kb at b and non-zero slopes at both ends."""
+        f = lambda a: 0.05 + (ga * a + 0.5 * ka * a * a if a <= 0.5 else gb * (a - 1) + 0.5 * kb * (a - 1) ** 2)  # noqa: E731
+        return pd.concat([_curve(label, ra, rb, f, alphas, seed=s) for s in seeds])
+
+    diff = pairs("d", 0.01, 0.0025, 4.0, 16.0)                # b has the lower eta/S and the larger curvature
+    eq = pairs("q", 0.004, 0.004 * 1.25, 8.0, 10.0)           # equal eta/S (within half a x2 step)
     sides = mc.side_table(pd.concat([diff, eq]), 0.25).set_index("pair")
-    assert not sides.loc["d", "equal_ratio"] and sides.loc["q", "equal_ratio"]
-    assert sides.loc["d", "ratio"] == pytest.approx(4.0, abs=1e-12)   # low-eta/S end (b) / high (a)
-    assert sides.loc["q", "ratio"] == pytest.approx(0.8, abs=1e-12)   # a / b for an equal pair
+    assert sides.loc["d_s1", "kappa_a"] == pytest.approx(4.0) and sides.loc["d_s1", "kappa_b"] == pytest.approx(16.0)
+    assert sides.loc["d_s2", "label"] == "d" and sides.loc["d_s2", "seed"] == 2
+    assert not sides.loc["d_s0", "equal_ratio"] and sides.loc["q_s0", "equal_ratio"]
+    assert sides.loc["d_s0", "log_ratio"] == pytest.approx(math.log(4.0))   # low-eta/S end (b) / high (a)
+    assert sides.loc["q_s0", "log_ratio"] == pytest.approx(math.log(0.8))   # a / b for an equal pair
     claims = {c.id: c for c in mc.interpolation_claims(pd.concat([diff, eq]), 0.25)}
-    assert claims["B7a"].value == pytest.approx(4.0) and claims["B7a"].verdict == "holds"
-    assert claims["B7b"].value == pytest.approx(math.log(1.25) / math.log(4.0), abs=1e-4)
-    assert claims["B7b"].verdict == "holds"
-    # the sharper side at the high-eta/S end: B7a fails
-    flipped = diff.assign(a_lr_over_batch=0.0025, b_lr_over_batch=0.01)
-    assert {c.id: c.verdict for c in mc.interpolation_claims(flipped, 0.25)}["B7a"] == "fails"
-    # a loss that falls beside an end: no sharpness there -> inconclusive, with the reason
-    falling = _curve("f", 0.01, 0.0025, lambda a: 0.05 + 0.01 * a if a <= 0 else 0.05 + (a - 1) ** 2, alphas)
-    c = {c.id: c for c in mc.interpolation_claims(falling, 0.25)}
-    assert c["B7a"].verdict == "inconclusive" and "not a minimum" in c["B7a"].note
+    assert claims["B7a"].value == pytest.approx(math.log(4.0)) and claims["B7a"].verdict == "holds"
+    assert claims["B7a"].n_seeds == 3
+    assert claims["B7b"].value == pytest.approx(math.log(0.8)) and claims["B7b"].verdict == "holds"
+    assert claims["B7b"].interval.startswith("90%")
+    # equal pair a factor 3 apart on every seed: outside +-log 2, not alike
+    far = pairs("q", 0.004, 0.004 * 1.25, 30.0, 10.0)
+    assert {c.id: c.verdict for c in mc.interpolation_claims(pd.concat([diff, far]), 0.25)}["B7b"] == "fails"
+    # the sharper end at the high-eta/S model: B7a fails (one label failing fails the claim)
+    flipped = pairs("f", 0.0025, 0.01, 4.0, 16.0)
+    assert {c.id: c.verdict for c in mc.interpolation_claims(pd.concat([diff, flipped]), 0.25)}["B7a"] == "fails"
+    # a non-convex end: no curvature ratio -> inconclusive, with the reason
+    concave = pairs("c", 0.01, 0.0025, -1.0, 16.0)
+    c = {c.id: c for c in mc.interpolation_claims(concave, 0.25)}["B7a"]
+    assert c.verdict == "inconclusive" and "not convex" in c.note
+    # one seed only: inconclusive
+    assert {c.id: c.verdict for c in mc.interpolation_claims(pairs("d", 0.01, 0.0025, 4.0, 16.0, seeds=(0,)),
+                                                               0.25)}["B7a"] == "inconclusive"
     # pairs of two groups are never compared with each other
     two = {c.id: c.verdict for c in mc.interpolation_claims(pd.concat([diff, eq.assign(group="h")]), 0.25)}
-    assert two == {"B7a[g]": "holds", "B7b[g]": "inconclusive", "B7a[h]": "inconclusive", "B7b[h]": "inconclusive"}
+    assert two == {"B7a[g]": "holds", "B7b[g]": "inconclusive", "B7a[h]": "inconclusive", "B7b[h]": "holds"}
     assert {c.verdict for c in mc.interpolation_claims(pd.DataFrame(columns=["pair"]), 0.25)} == {"inconclusive"}
 
 
@@ -467,19 +564,31 @@ def test_memorization_point_table_and_claim_by_hand():
     assert math.isnan(never.test_acc_at_level) and "never reached 87.5%" in never.note
     div = table[table.run == "lr5_bs32_mom0_s0"]
     assert div.value.isna().all() and div.note.str.startswith("diverged").all()  # never a zero
+    # B5 needs >= 3 seeds: one seed is computed but inconclusive
     claim = mc.memorization_claims(table)[0]
     x = [0.05 / 64, 0.1 / 64, 0.2 / 64, 0.2 / 32]
     assert claim.value == pytest.approx(_explicit_spearman(x, [0.85, 0.88, 0.90, 0.93]), abs=1e-4)
-    assert claim.verdict == "holds" and claim.id == "B5"
+    assert claim.verdict == "inconclusive" and claim.id == "B5" and "the protocol needs >= 3" in claim.note
     assert "1 diverged" in claim.note and "1 run(s) never reached" in claim.note
-    # falling accuracy with eta/S fails; too few runs is inconclusive; per noise/momentum cells
-    worse = mt.memorization_table([_memo_item(it["record"].lr, it["record"].batch_size,
-                                              [(a, 1.8 - t) for a, t in zip(it["history"].train_acc[1:],
-                                                                             it["history"].test_acc[1:])])
-                                   for it in items[:4]], {}, 0.5)
-    assert mc.memorization_claims(worse)[0].verdict == "fails"
-    assert mc.memorization_claims(table[table.run.isin(["lr0.05_bs64_mom0_s0", "lr0.1_bs64_mom0_s0"])])[0].verdict \
-        == "inconclusive"
+
+    def seeded(its, seeds=(0, 1, 2), flip=False):
+        out = []
+        for seed in seeds:
+            for it in its:
+                accs = list(zip(it["history"].train_acc[1:], it["history"].test_acc[1:]))
+                if flip:
+                    accs = [(a, 1.8 - t) for a, t in accs]
+                out.append(_memo_item(it["record"].lr, it["record"].batch_size, accs, seed=seed,
+                                      status=it["record"].status))
+        return mt.memorization_table(out, {}, 0.5)
+
+    three = mc.memorization_claims(seeded(items))[0]
+    assert three.value == pytest.approx(1.0) and (three.ci_low, three.ci_high) == (pytest.approx(1.0),) * 2
+    assert three.verdict == "holds" and three.n_seeds == 3
+    # falling accuracy with eta/S fails; < 3 runs per seed reaching the target is inconclusive
+    assert mc.memorization_claims(seeded(items[:4], flip=True))[0].verdict == "fails"
+    few = mc.memorization_claims(seeded(items[:2]))[0]
+    assert few.verdict == "inconclusive" and "< 3 runs reaching the target" in few.note
     cells = mt.memorization_table(items[:4] + [_memo_item(0.1, 64, [(0.9, 0.8)], mom=0.9)], {}, 0.5)
     ids = [c.id for c in mc.memorization_claims(cells)]
     assert ids == ["B5[minima_memo, noise 0.25, momentum 0]", "B5[minima_memo, noise 0.25, momentum 0.9]"]
@@ -497,6 +606,13 @@ def _break_status(size, beta, seed, acc, status="completed"):
     st["config"]["train_size"] = size
     st.update(experiment=f"minima_break_{size}", run=f"beta{beta}_s{seed}")
     return RunRecord.from_status(st)
+
+
+def _break_runs(accs):
+    """accs: {size: {beta: [acc per seed, None = diverged]}} -> the per-run table of claim B6."""
+    statuses = [_break_status(size, beta, seed, math.nan if a is None else a, "diverged" if a is None else "completed")
+                for size, ladder in accs.items() for beta, seeds in ladder.items() for seed, a in enumerate(seeds)]
+    return mt.breaking_runs(statuses, {f"minima_break_{size}": {"group": "g"} for size in accs})
 
 
 def _break_summary(accs, tolerance=0.01):
@@ -520,16 +636,32 @@ def test_breaking_beta_by_hand():
     assert (s[s.train_size == 4000].breaking_beta == 4).all()        # 0.02 drop at beta 8
     assert (s[s.train_size == 9000].breaking_beta == 2).all()        # a diverged seed at beta 4 is a drop
     assert by.loc[(9000, 4), "n_diverged"] == 1 and "diverged" in by.loc[(9000, 4), "note"]
-    c = mc.breaking_claims(s)[0]
-    assert c.id == "B6" and c.verdict == "fails" and c.value == pytest.approx(0.0)  # 9000 breaks before 4000
+    # B6 from per-run rows, bootstrapped over seeds: the smallest and the largest train size
+    c = mc.breaking_claims(_break_runs({1000: {1: [0.90, 0.92, 0.91], 2: [0.905] * 3, 4: [0.89] * 3},
+                                        9000: {1: [0.94] * 3, 2: [0.94] * 3, 4: [0.94, None, 0.94]}}))[0]
+    assert c.id == "B6" and c.value == pytest.approx(0.0)  # both break at beta 2
+    assert c.verdict == "inconclusive" and "1000: 2; 9000: 2" in c.note
+    good_runs = _break_runs({1000: {1: [0.9] * 3, 2: [0.85] * 3, 4: [0.8] * 3}, 4000: {1: [0.93] * 3, 2: [0.93] * 3},
+                             9000: {1: [0.94] * 3, 2: [0.94] * 3, 4: [0.94] * 3}})
+    c = mc.breaking_claims(good_runs)[0]
+    assert c.verdict == "holds" and c.value == pytest.approx(math.log2(4 / 1)) and ">= 4" in c.note  # censored top
+    assert (c.ci_low, c.ci_high) == (pytest.approx(2.0), pytest.approx(2.0)) and c.n_seeds == 3
+    # the large set breaking first fails; one seed per cell is inconclusive
+    bad = _break_runs({1000: {1: [0.9] * 3, 2: [0.9] * 3, 4: [0.9] * 3}, 9000: {1: [0.94] * 3, 2: [0.90] * 3,
+                                                                             4: [0.90] * 3}})
+    c = mc.breaking_claims(bad)[0]
+    assert c.value == pytest.approx(-2.0) and c.verdict == "fails"   # 9000 breaks at 1, 1000 censored at >= 4
+    assert mc.breaking_claims(_break_runs({1000: {1: [0.9], 2: [0.8]}, 4000: {1: [0.9], 2: [0.9]}}))[0].verdict \
+        == "inconclusive"
+    # a resample's breaking beta is recomputed from its own seed means: seed 2 alone breaks at beta 1
+    mixed = _break_runs({1000: {1: [0.9] * 3, 2: [0.9, 0.9, 0.85]}, 4000: {1: [0.93] * 3, 2: [0.93] * 3}})
+    assert mc.breaking_ratio(mixed, 0.01) == pytest.approx(1.0)      # mean drop 1.67 points at beta 2: 1000 breaks at 1
+    c = mc.breaking_claims(mixed)[0]
+    # resamples without seed 2 (p = 8/27 > 2.5%) have no drop: log2(2 / 2) = 0
+    assert c.ci_low == pytest.approx(0.0) and c.ci_high == pytest.approx(1.0) and c.verdict == "inconclusive"
+    assert mc.breaking_claims(None)[0].verdict == "inconclusive"
     good = _break_summary({1000: {1: [0.9], 2: [0.85], 4: [0.8]}, 4000: {1: [0.93], 2: [0.93], 4: [0.9]},
                            9000: {1: [0.94], 2: [0.94], 4: [0.94]}})
-    c = mc.breaking_claims(good)[0]
-    assert c.verdict == "holds" and c.value == pytest.approx(math.log2(4 / 1)) and ">= 4" in c.note  # censored top
-    # both ends censored: the order is open
-    open_ = _break_summary({1000: {1: [0.9], 2: [0.9]}, 4000: {1: [0.93], 2: [0.93]}})
-    assert mc.breaking_claims(open_)[0].verdict == "inconclusive"
-    assert mc.breaking_claims(None)[0].verdict == "inconclusive"
     assert "breaking beta" in mt.breaking_markdown(good, 0.01) and ">= 4" in mt.breaking_markdown(good, 0.01)
     # beta is on one scale for every size of a group: S / smallest S of the group
     runs = mt.breaking_runs([_break_status(1000, 2, 0, 0.9), _break_status(4000, 1, 0, 0.9)],

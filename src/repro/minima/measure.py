@@ -114,29 +114,38 @@ def sharpness_job(model_path, status_path, out_path, settings: dict, data: dict,
     return result
 
 
+def claim_alphas(d: float) -> list[float]:
+    """The six alphas of claims B7: -d, 0, d at model a and 1-d, 1, 1+d at model b."""
+    return sorted({round(a, 9) for a in (-d, 0.0, d, 1 - d, 1.0, 1 + d)})
+
+
 def interpolation_alphas(settings: dict) -> list[float]:
-    """The evenly spaced grid plus the two side points -d and 1 + d of claims B7 (d =
-    side_offset), so the side rises are exact evaluations, never interpolated."""
+    """The evenly spaced grid plus the six points of claims B7 (:func:`claim_alphas`, d =
+    side_offset), so the second differences use exact evaluations, never interpolated ones.
+    ``claim_points_only`` (a seed replicate of a pair): the six points alone."""
     from ..interpolate import alphas_grid
 
-    grid = alphas_grid(settings["alpha_min"], settings["alpha_max"], settings["num"])
     d = settings.get("side_offset")
-    extra = [round(-d, 9), round(1 + d, 9)] if d else []
+    extra = claim_alphas(d) if d else []
+    if settings.get("claim_points_only") and extra:
+        return extra
+    grid = alphas_grid(settings["alpha_min"], settings["alpha_max"], settings["num"])
     return sorted(set(grid) | set(extra))
 
 
 def interpolate_pair(pair: str, a: dict, b: dict, settings: dict, data_root="data", download=False,
-                     device="cpu", group: str | None = None) -> pd.DataFrame:
+                     device="cpu", group: str | None = None, label: str | None = None) -> pd.DataFrame:
     """Loss/accuracy along the line between two saved runs; a = {model, status, data} paths
     and data spec. `group`: the comparison group of run a's experiment (claims B7 compare
-    pairs within it)."""
+    pairs within it); `label`: the comparison this pair repeats over seeds (claims B7)."""
     from ..interpolate import interpolation_curve
     from ..train import load_model
 
     ends = {end: RunRecord.read(d["status"]) for end, d in (("a", a), ("b", b))}
-    head = {"pair": pair, "group": group if group is not None else ""}
+    head = {"pair": pair, "group": group if group is not None else "", "label": label if label is not None else pair}
     for end, rec in ends.items():
-        head.update({f"{end}_experiment": rec.experiment, f"{end}_run": rec.run, f"{end}_lr": rec.lr,
+        head.update({f"{end}_experiment": rec.experiment, f"{end}_run": rec.run, f"{end}_seed": rec.seed,
+                     f"{end}_lr": rec.lr,
                      f"{end}_batch_size": rec.batch_size, f"{end}_lr_over_batch": rec.lr_over_batch})
     alphas = interpolation_alphas(settings)
     bad = [f"run {r.experiment}/{r.run} {r.status}: {r.stop_reason}" for r in ends.values() if not r.completed]
@@ -155,8 +164,8 @@ def interpolate_pair(pair: str, a: dict, b: dict, settings: dict, data_root="dat
 
 
 def interpolation_job(pair: str, a: dict, b: dict, settings: dict, out_path, data_root="data", download=False,
-                      device="cpu", group: str | None = None) -> pd.DataFrame:
+                      device="cpu", group: str | None = None, label: str | None = None) -> pd.DataFrame:
     """Rule minima_interpolate: :func:`interpolate_pair`, written as CSV."""
-    table = interpolate_pair(pair, a, b, settings, data_root, download, device, group)
+    table = interpolate_pair(pair, a, b, settings, data_root, download, device, group, label)
     atomic_write_text(out_path, table.to_csv(index=False))
     return table

@@ -173,11 +173,17 @@ class Workflow:
     def pair_spec(self, wildcards) -> dict:
         pair = self.plan["pairs"][wildcards.pair]
         return {"a": run_id(pair["a"]), "b": run_id(pair["b"]), "data": data_spec(self.runs[pair["a"]]),
-                "group": self.plan["experiments"][pair["a"][0]]["group"]}
+                "group": self.plan["experiments"][pair["a"][0]]["group"], "label": pair["label"]}
 
     def interpolation_settings(self, wildcards=None) -> dict:
+        """The interpolation settings one pair's job needs; with a pair (wildcards), its
+        ``claim_points_only`` flag: its name ends with one of minima.interpolation.claim_points_only."""
         settings = self.paper_settings("interpolation")
-        return {k: v for k, v in settings.items() if k != "pairs"}
+        endings = tuple(settings.get("claim_points_only") or ())
+        out = {k: v for k, v in settings.items() if k not in ("pairs", "claim_points_only")}
+        if wildcards is not None and hasattr(wildcards, "pair"):
+            out["claim_points_only"] = bool(endings) and wildcards.pair.endswith(endings)
+        return out
 
     def experiment_flags(self, *keys) -> dict:
         return {name: {k: analysis.get(k) for k in keys} for name, analysis in self.plan["experiments"].items()}

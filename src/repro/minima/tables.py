@@ -515,10 +515,13 @@ def breaking_markdown(summary: pd.DataFrame, tolerance: float) -> str:
 
 
 def write_breaking(status_paths, experiments: dict, tolerance: float, csv_path,
-                   md_path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Rule minima_breaking: the summary table and Markdown; returns (runs, summary) for the figure."""
+                   md_path, runs_csv_path=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rule minima_breaking: the summary table, Markdown and the per-run table (claim B6
+    bootstraps over its seeds); returns (runs, summary) for the figure."""
     runs = breaking_runs([RunRecord.read(s) for s in status_paths], experiments)
     summary = breaking_summary(runs, tolerance)
+    if runs_csv_path is not None:
+        atomic_write_text(runs_csv_path, runs.to_csv(index=False))
     atomic_write_text(csv_path, summary.to_csv(index=False))
     atomic_write_text(md_path, breaking_markdown(summary, tolerance))
     return runs, summary
