@@ -154,6 +154,11 @@ rule iterative_tables:
 rule iterative_figures:
     input:
         expand(f"{ITER_TABLES}/{{name}}.csv", name=ia.TABLES),
+        sharing_init=(
+            [f"{ITER_TABLES}/sharing_init.csv"]
+            if ia.sharing_init_settings(config)
+            else []
+        ),
     output:
         cosine=report(
             f"{ITER_FIGURES}/cosine.png",

@@ -101,7 +101,8 @@ def _reference_rows() -> list[dict]:
              setting="single-representation ResNet (10 blocks, 100 filters), CIFAR-10", paper_value=2.0,
              source="iterative_blocks", ref="PAPERS.md A, metric 2 (l.24-25), up to ≈",
              paper_sel=dict(experiment="iterative_single_c10", metric="norm_ratio_max"),
-             default_sel=dict(experiment="iterative_single", metric="norm_ratio_max")),
+             # the single-representation net is a medium-scale model (docs/CLAIMS.md 2)
+             default_sel=None),
     ]
     unroll = "20 extra steps of the last block, output scaled down; model not stated in PAPERS.md (ours: ResNet-110)"
     for metric, quantity, value in (("train_loss_before", "train loss before unrolling", 0.0012),

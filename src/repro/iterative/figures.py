@@ -220,6 +220,28 @@ def plot_sharing_init(init: pd.DataFrame, stem) -> list[str]:
     return save_figure(fig, stem)
 
 
+def plot_sharing_growth(growth: pd.DataFrame, stem) -> list[str]:
+    """Claim A4a's data: growth of the activation norm (and gradient ratio) over the top
+    shared blocks of each stage at initialisation, per variant, one point per seed."""
+    plt = pyplot()
+    f = growth[growth["value"].notna()] if len(growth) else growth
+    if f.empty:
+        return save_figure(empty_figure("Sharing diagnostics at initialisation"), stem)
+    metrics = [("growth", "‖h‖ after / before the shared blocks"),
+               ("grad_ratio", "gradient ratio r over the shared blocks")]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), squeeze=False)
+    for ax, (metric, ylabel) in zip(axes[0], metrics):
+        part = f[f["metric"] == metric]
+        sns.stripplot(data=part, x="stage", y="value", hue="variant", palette=VARIANT_COLORS,
+                      dodge=True, ax=ax)
+        ax.set_xlabel("stage")
+        ax.set_ylabel(ylabel)
+    fig.suptitle(f"At initialisation, BN with batch statistics ({f['seed'].nunique()} seeds, one point each)",
+                 y=1.0)
+    fig.tight_layout()
+    return save_figure(fig, stem)
+
+
 def plot_sharing_curves(curves: pd.DataFrame, stem) -> list[str]:
     """Train and test error over epochs, by sharing variant."""
     pyplot()  # Agg backend and the shared theme before seaborn draws
@@ -250,7 +272,11 @@ def make_figures(tables: dict[str, pd.DataFrame], out_dir) -> list[str]:
         "heads": lambda stem: plot_heads(tables["heads"], stem),
         "borderline": lambda stem: plot_borderline(tables["borderline"], stem),
         "unroll": lambda stem: plot_unroll(tables["unroll"], stem),
-        "sharing_init": lambda stem: plot_sharing_init(tables["init"], stem),
+        # A4a's init-only diagnostics when the configuration has them (no trained sharing
+        # variants at the default scale), else the per-block norms of the trained variants
+        "sharing_init": lambda stem: (plot_sharing_growth(tables["sharing_init"], stem)
+                                      if "sharing_init" in tables
+                                      else plot_sharing_init(tables["init"], stem)),
         "sharing_curves": lambda stem: plot_sharing_curves(tables["curves"], stem),
     }
     return [path for name in FIGURES for path in draw[name](Path(out_dir) / name)]
