@@ -523,6 +523,7 @@ def main():
     ap.add_argument("--part", choices=("1", "2", "both"), default="both",
                     help="1: λ_max(H) only; 2: gradient covariance only")
     ap.add_argument("--tools", default=",".join(LADDERS), help="part 1 tools (comma-separated)")
+    ap.add_argument("--points", default="random,trained", help="part 1 points (comma-separated)")
     ap.add_argument("--no-hvp-costs", action="store_true", help="part 1 without the HVP cost table")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -542,6 +543,7 @@ def main():
         print("\n" + markdown(results))
         return
     points = [("random", 0)] + ([] if args.quick else [("trained", args.train_steps)])
+    points = [p for p in points if p[0] in args.points.split(",")]
     for name in models:
         for point, steps in (points if args.part != "2" else []):
             model = build_model(name, x, y, steps)
