@@ -2,6 +2,11 @@
 
     .venv/bin/python benchmarks/curvature.py [--quick] [--threads N] [--json out.json]
     .venv/bin/python benchmarks/curvature.py --ncv-study [--threads N]
+    .venv/bin/python benchmarks/curvature.py --part 1 --models resnet --points trained \
+        --tools ours,ours-arpack,pyhessian --no-hvp-costs          # a subset
+
+"ours-arpack" is hessian_eigs as it was before the per-product Ritz test and the gradient
+start (start="random", check_every_product=False), run side by side as the "before".
 
 Same models, data (512 MNIST-5k training images, or random 1x28x28 data when the embedded
 set is missing), device (CPU) and float32 for every tool.
