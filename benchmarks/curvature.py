@@ -2,6 +2,11 @@
 
     .venv/bin/python benchmarks/curvature.py [--quick] [--threads N] [--json out.json]
     .venv/bin/python benchmarks/curvature.py --ncv-study [--threads N]
+    .venv/bin/python benchmarks/curvature.py --part 1 --models resnet --points trained \
+        --tools ours,ours-arpack,pyhessian --no-hvp-costs          # a subset
+
+"ours-arpack" is hessian_eigs as it was before the per-product Ritz test and the gradient
+start (start="random", check_every_product=False), run side by side as the "before".
 
 Same models, data (512 MNIST-5k training images, or random 1x28x28 data when the embedded
 set is missing), device (CPU) and float32 for every tool.
@@ -152,10 +157,10 @@ def grad_time(model, x, y, repeats=3) -> float:
 # ------------------------------------------------------------------------------- part 1
 
 
-def run_ours(model, x, y, tol, ncv=None):
+def run_ours(model, x, y, tol, ncv=None, **kw):
     info = {}
     with Timer() as t:
-        e = hessian_eigs(model, LOSS, [(x, y)], k=1, tol=tol, ncv=ncv, info=info)
+        e = hessian_eigs(model, LOSS, [(x, y)], k=1, tol=tol, ncv=ncv, info=info, **kw)
     return dict(value=float(e[0]), time=t.cpu, wall=t.wall, products=info["n_products"],
                 setting=f"tol={tol:g}" + (f", ncv={ncv}" if ncv else f", ncv={info['ncv']}"))
 
@@ -237,21 +242,31 @@ def hvp_costs(model, x, y, repeats):
     return out
 
 
+def run_ours_arpack(model, x, y, tol):
+    """Ours before the per-product Ritz test and the gradient start (ARPACK's stopping only)."""
+    return run_ours(model, x, y, tol, start="random", check_every_product=False)
+
+
 LADDERS = {   # tool: (runner, tolerances from loose to tight, the tool's default tolerance)
     "ours": (run_ours, [1e-1, 3e-2, 1e-2, 1e-3, 1e-4], 1e-4),
+    "ours-arpack": (run_ours_arpack, [1e-1, 3e-2, 1e-2, 1e-3, 1e-4], 1e-4),
     "pyhessian": (run_pyhessian, [1e-3, 1e-4, 1e-5, 1e-6], 1e-3),
     "curvlinops": (run_curvlinops, [1e-1, 1e-2, 1e-3, 1e-4], None),
 }
 TARGET = 1e-3
+TOOLS = ("ours", "ours-arpack", "pyhessian", "curvlinops")
 
 
-def part1(name, model, x, y, quick):
+def part1(name, model, x, y, quick, tools=tuple(LADDERS), hvp=True):
     """Walk each ladder until the error is <= TARGET; in full mode also run each default."""
     rep = 2 if quick else 3
-    res = dict(model=name, params=count_parameters(model), hvp=hvp_costs(model, x, y, rep))
-    ref = run_ours(model, x, y, tol=1e-6, ncv=20)
+    res = dict(model=name, params=count_parameters(model), hvp=hvp_costs(model, x, y, rep) if hvp else None)
+    ref = run_ours(model, x, y, tol=1e-6, ncv=20, check_every_product=False)
     res["reference"] = ref
     for tool, (fn, ladder, default) in LADDERS.items():
+        if tool not in tools:
+            res[tool] = []
+            continue
         runs = []
         for tol in ladder:
             r = fn(model, x, y, tol)
@@ -423,22 +438,24 @@ def _part1_tables(results, lines):
     lines.append("| model (params) | point | tool | setting | rel. error | HVPs | CPU time (s) |")
     lines.append("|---|---|---|---|---|---|---|")
     for r in results["part1"]:
-        for tool in ("ours", "pyhessian", "curvlinops"):
+        for tool in TOOLS:
             for run in r[tool]:
                 lines.append(f"| {r['model']} ({r['params']:,}) | {r['point']} | {tool} | {run['setting']} | "
                              f"{run['rel_err']:.1e} | {run['products']} | {run['time']:.2f} |")
     lines.append("\n### Equal accuracy: cheapest run with error ≤ 1e-3 per tool\n")
     lines.append("(When PyHessian never reaches 1e-3 within its iteration cap, its most accurate run is shown "
                  "with \"≥\": the time it would need is longer, so the ratio is an upper bound.)\n")
-    lines.append("| model | point | ours (CPU s) | PyHessian (CPU s) | curvlinops (CPU s) | ours / PyHessian time | "
-                 "ours / PyHessian HVPs |")
-    lines.append("|---|---|---|---|---|---|---|")
-    ratios = []
+    lines.append("| model | point | ours (CPU s) | ours-arpack (CPU s) | PyHessian (CPU s) | curvlinops (CPU s) | "
+                 "ours / PyHessian time | ours / PyHessian HVPs | ours-arpack / PyHessian time |")
+    lines.append("|---|---|---|---|---|---|---|---|---|")
+    ratios, before = [], []
     for r in results["part1"]:
         cells, best = {}, {}
-        for tool in ("ours", "pyhessian", "curvlinops"):
+        for tool in TOOLS:
             ok = [run for run in r[tool] if run["rel_err"] <= TARGET]
-            if ok:
+            if not r[tool]:
+                best[tool], cells[tool] = dict(time=float("nan"), products=0), "not run"
+            elif ok:
                 best[tool] = min(ok, key=lambda z: z["time"])
                 cells[tool] = f"{best[tool]['time']:.2f} ({best[tool]['products']} HVP)"
             else:
@@ -448,16 +465,20 @@ def _part1_tables(results, lines):
         ratio = best["ours"]["time"] / best["pyhessian"]["time"]
         bound = "< " if best["pyhessian"].get("lower_bound") else ""
         ratios.append(ratio)
+        before.append(best["ours-arpack"]["time"] / best["pyhessian"]["time"])
         pratio = best["ours"]["products"] / best["pyhessian"]["products"]
-        lines.append(f"| {r['model']} | {r['point']} | {cells['ours']} | {cells['pyhessian']} | {cells['curvlinops']} | "
-                     f"{bound}{ratio:.2f} | {bound}{pratio:.2f} |")
-    lines.append(f"\nMedian ours/PyHessian CPU-time ratio: {float(np.median(ratios)):.2f} (max {max(ratios):.2f}).")
+        lines.append(f"| {r['model']} | {r['point']} | {cells['ours']} | {cells['ours-arpack']} | {cells['pyhessian']} | "
+                     f"{cells['curvlinops']} | {bound}{ratio:.2f} | {bound}{pratio:.2f} | {bound}{before[-1]:.2f} |")
+    lines.append(f"\nMedian ours/PyHessian CPU-time ratio: {float(np.median(ratios)):.2f} (max {max(ratios):.2f}); "
+                 f"ours-arpack (before): {float(np.median(before)):.2f} (max {max(before):.2f}).")
     lines.append("\n### Cost of one HVP in gradient-equivalents (512 examples)\n")
     lines.append("| model | point | gradient (CPU s) | cached (ours auto) | graph build (once) | fwd-over-rev | "
                  "double backward | curvlinops |")
     lines.append("|---|---|---|---|---|---|---|---|")
     for r in results["part1"]:
         h = r["hvp"]
+        if h is None:
+            continue
         cl = h["curvlinops"] if isinstance(h["curvlinops"], str) else f"{h['curvlinops']:.2f}"
         lines.append(f"| {r['model']} | {r['point']} | {h['grad_s']:.3f} | {h['cached']:.2f} | {h['cached_build']:.2f} | "
                      f"{h['fwdrev']:.2f} | {h['double_backward']:.2f} | {cl} |")
@@ -504,6 +525,11 @@ def main():
     ap.add_argument("--json", help="also write the raw results here")
     ap.add_argument("--ncv-study", action="store_true",
                     help="only the eigsh basis-size study (128 examples, random and trained points)")
+    ap.add_argument("--part", choices=("1", "2", "both"), default="both",
+                    help="1: λ_max(H) only; 2: gradient covariance only")
+    ap.add_argument("--tools", default=",".join(LADDERS), help="part 1 tools (comma-separated)")
+    ap.add_argument("--points", default="random,trained", help="part 1 points (comma-separated)")
+    ap.add_argument("--no-hvp-costs", action="store_true", help="part 1 without the HVP cost table")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -522,15 +548,17 @@ def main():
         print("\n" + markdown(results))
         return
     points = [("random", 0)] + ([] if args.quick else [("trained", args.train_steps)])
+    points = [p for p in points if p[0] in args.points.split(",")]
     for name in models:
-        for point, steps in points:
+        for point, steps in (points if args.part != "2" else []):
             model = build_model(name, x, y, steps)
             print(f"[{name} @ {point}] {count_parameters(model):,} parameters", flush=True)
-            r = part1(name, model, x, y, args.quick)
+            r = part1(name, model, x, y, args.quick, tools=args.tools.split(","), hvp=not args.no_hvp_costs)
             r["point"] = point
             results["part1"].append(r)
-        print(f"[{name}] gradient covariance", flush=True)
-        results["part2"][name] = part2(name, args.threads, args.quick)
+        if args.part != "1":
+            print(f"[{name}] gradient covariance", flush=True)
+            results["part2"][name] = part2(name, args.threads, args.quick)
     results["wall_s"] = time.perf_counter() - t_all
     md = markdown(results)
     print("\n" + md + f"\n\nTotal wall time {results['wall_s']:.0f} s.")

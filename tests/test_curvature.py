@@ -245,6 +245,62 @@ def test_eigenvectors_and_warm_start():
     assert warm["n_products"] < cold["n_products"]
 
 
+@pytest.mark.parametrize("start", ["gradient", "random"])
+@pytest.mark.parametrize("check", [True, False])
+def test_every_start_and_stopping_rule_meets_the_tolerance(start, check):
+    """Gradient and random starts, per-product Ritz test and ARPACK's own: each returned
+    pair has a true residual within tol against the dense Hessian, and the eigenvalues
+    match the dense ones."""
+    model = small_cnn()
+    X, Y = data("cnn", 12)
+    H = ref_hessian("cnn")
+    ref = torch.linalg.eigvalsh(H).flip(0)[:2]
+    info = {}
+    eigs, vecs = hessian_eigs(model, CE, split(X, Y, [5, 7]), k=2, tol=1e-8, start=start,
+                              check_every_product=check, return_eigenvectors=True, info=info)
+    assert rel(eigs, ref) <= 1e-6, (eigs, ref)
+    for i in range(2):
+        assert torch.linalg.norm(H @ vecs[:, i] - eigs[i] * vecs[:, i]) <= 1e-6 * abs(float(eigs[i]))
+    assert info["stopped_by"] in (("ritz", "arpack") if check else ("arpack",))
+
+
+def test_per_product_test_stops_before_arpack():
+    """The Ritz test ends the call before ARPACK's first full-basis test (ncv+1 products)
+    at the same tolerance, and its answer is within that tolerance of the dense one."""
+    model = preact()
+    X, Y = data("preact", 12)
+    top = float(torch.linalg.eigvalsh(ref_hessian("preact")).max())
+    ritz, arpack = {}, {}
+    e1 = hessian_eigs(model, CE, [(X, Y)], tol=1e-2, ncv=12, info=ritz)
+    e2 = hessian_eigs(model, CE, [(X, Y)], tol=1e-2, ncv=12, check_every_product=False, info=arpack)
+    assert ritz["stopped_by"] == "ritz" and ritz["n_products"] < arpack["n_products"]
+    for e in (e1, e2):
+        assert abs(float(e[0]) - top) <= 1e-2 * top
+
+
+def test_ritz_monitor_compresses_and_stays_exact():
+    """A monitor holding only 3 vectors (compressed to its Ritz pair when full), fed power
+    iterates of a dense symmetric matrix, still stops with a pair whose true residual
+    passes the test."""
+    import numpy as np
+
+    from repro.curvature.ritz import Converged, RitzMonitor
+
+    rng = np.random.default_rng(0)
+    Q, _ = np.linalg.qr(rng.standard_normal((60, 60)))
+    A = (Q * np.append(np.linspace(-1, 5, 59), 10.0)) @ Q.T
+    mon = RitzMonitor(lambda v: A @ v, k=1, tol=1e-6, max_vectors=3)
+    v = rng.standard_normal(60)
+    with pytest.raises(Converged) as done:
+        for _ in range(200):
+            v = mon(v)
+            v /= np.linalg.norm(v)
+    u, theta = done.value.vectors[:, 0], done.value.values[0]
+    assert len(mon.V) <= 3
+    assert np.linalg.norm(A @ u - theta * u) <= 1e-6 * abs(theta)
+    assert abs(theta - 10) <= 1e-6 * 10
+
+
 def test_hessian_eigs_agree_with_curvlinops():
     from curvlinops import HessianLinearOperator
     from scipy.sparse.linalg import eigsh

@@ -5,7 +5,8 @@ such as ``torch.nn.CrossEntropyLoss()`` and a list of ``(inputs, targets)``. The
 example-weighted mean over all examples of all batches. The model is used in eval mode and
 restored afterwards (policy in :mod:`repro.curvature.bn`); nothing is moved between devices.
 
-- :func:`hessian_eigs`: top-k Hessian eigenvalues, Lanczos (SciPy ``eigsh``) on HVPs.
+- :func:`hessian_eigs`: top-k Hessian eigenvalues, Lanczos (SciPy ``eigsh``) on HVPs, with
+  ARPACK's tolerance test applied after every product (:mod:`.ritz`).
 - :func:`hessian_trace`: Hutchinson estimate of Tr(H) with its standard error.
 - :func:`grad_covariance_eigs`: spectrum, trace and λ_* of the gradient covariance K.
 - :func:`covariance_from_gram`: the same from a Gram matrix of gradients already computed

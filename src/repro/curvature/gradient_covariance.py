@@ -151,8 +151,8 @@ def covariance_from_gram(gram: Tensor, ddof: int = 0, eigenvectors: bool = False
     G = gram.to(torch.float64)
     M = G.shape[0]
     _check_count(M, ddof)
-    C = _centring(M)
-    Gc = C @ G @ C / (M - ddof)
+    # C G C without the two M×M×M products: G_ij − mean_j G_ij − mean_i G_ij + mean G
+    Gc = (G - G.mean(0, keepdim=True) - G.mean(1, keepdim=True) + G.mean()) / (M - ddof)
     Gc = 0.5 * (Gc + Gc.T)
     if eigenvectors:
         vals, vecs = torch.linalg.eigh(Gc)
@@ -271,6 +271,12 @@ def _segment_losses(model, loss_fn, chunk, out=None) -> Tensor:
     """Vector of the mean losses of the batches in ``chunk`` from one concatenated forward."""
     if out is None:
         out = model(torch.cat([b[0] for b in chunk]))
+    if all(len(x) == 1 for x, _ in chunk):      # per-example: one batched call, not one per example
+        y = torch.cat([b[1] for b in chunk])
+        try:
+            return vmap(lambda o, t: loss_fn(o[None], t[None]))(out, y)
+        except RuntimeError:                     # a loss vmap cannot batch: the loop below
+            pass
     losses, s = [], 0
     for x, y in chunk:
         losses.append(loss_fn(out[s:s + len(x)], y))

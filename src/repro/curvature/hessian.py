@@ -6,18 +6,25 @@ The matrix is :math:`H = \nabla^2_\theta L(\theta)` of the example-weighted *mea
 mode (:mod:`repro.curvature.bn`). Eigenvalues are computed by SciPy's ARPACK
 (``scipy.sparse.linalg.eigsh(which="LA")``, implicitly restarted Lanczos) on a
 ``LinearOperator`` that calls Hessian-vector products; no eigensolver is written here.
+By default eigsh is watched by :class:`repro.curvature.ritz.RitzMonitor`, which applies
+ARPACK's acceptance test (true residual ≤ tol·|θ|) to the Rayleigh–Ritz pairs of every
+vector eigsh has multiplied, after each product, and ends the call as soon as it passes:
+ARPACK itself tests only when its basis is full (at least ncv+1 products).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.sparse.linalg import eigsh
+from scipy.sparse.linalg import LinearOperator, eigsh
 from torch import Tensor, nn
 
 from ._utils import trainable
 from .bn import curvature_mode
 from .hvp import HessianVectorProduct
+from .ritz import Converged, RitzMonitor
+
+MONITOR_BYTES = 2**28   # vectors and products the per-product test may keep (float64), then compressed
 
 
 def default_ncv(k: int) -> int:
@@ -37,7 +44,8 @@ def default_ncv(k: int) -> int:
 def hessian_eigs(model: nn.Module, loss_fn, batches, k: int = 1, tol: float = 1e-4, *,
                  return_eigenvectors: bool = False, v0: Tensor | None = None,
                  ncv: int | None = None, maxiter: int = 1000, seed: int = 0,
-                 hvp: str = "auto", info: dict | None = None):
+                 hvp: str = "auto", start: str = "gradient", check_every_product: bool = True,
+                 info: dict | None = None):
     r"""The ``k`` largest (algebraic) eigenvalues of the Hessian of the mean loss.
 
     Args:
@@ -50,15 +58,26 @@ def hessian_eigs(model: nn.Module, loss_fn, batches, k: int = 1, tol: float = 1e
             bounded by the residual (in practice far smaller, ~ residual²/gap).
         return_eigenvectors: also return the eigenvectors.
         v0: warm start, a flat parameter-space vector (e.g. the previous top eigenvector
-            along a trajectory). Default: a standard normal vector from ``seed``.
+            along a trajectory); overrides ``start``.
+        start: starting vector when ``v0`` is None. "gradient" (default): the unit
+            gradient of the mean loss plus a unit standard normal vector from ``seed``
+            (the gradient lies mostly in the top eigenspace and is free with the cached
+            HVP graph: one product fewer to the same tolerance, docs/PERFORMANCE.md; the
+            random half keeps every direction in the Krylov space). "random": the standard
+            normal vector alone.
         ncv: Lanczos basis size (default :func:`default_ncv`).
         maxiter: cap on ARPACK's restart iterations (default 1000; SciPy's own default,
             10·dim, can run for hours when ``tol`` is below what the parameters' dtype can
             resolve: float32 products limit the residual to ~1e-7·|λ|, so keep tol >= 1e-6
             there). Not converging raises ``scipy.sparse.linalg.ArpackNoConvergence``.
         hvp: Hessian-vector product method (:data:`repro.curvature.hvp.HVP_METHODS`).
+        check_every_product: apply the tolerance test after every product to the
+            Rayleigh–Ritz pairs of all vectors eigsh has multiplied (:mod:`.ritz`; same
+            test as ARPACK's, on true residuals) and stop as soon as it passes. False:
+            ARPACK's own stopping only (at least ncv+1 products).
         info: if given, filled with ``n_products`` (Hessian-vector products used),
-            ``hvp`` (method used), ``ncv``, ``dim`` and ``cache_bytes_estimate``.
+            ``hvp`` (method used), ``ncv``, ``dim``, ``cache_bytes_estimate`` and
+            ``stopped_by`` ("ritz" when the per-product test ended the call, else "arpack").
 
     Returns:
         ``eigs``: 1-D float64 CPU tensor, descending. With ``return_eigenvectors``:
@@ -70,24 +89,47 @@ def hessian_eigs(model: nn.Module, loss_fn, batches, k: int = 1, tol: float = 1e
     if not 1 <= k < n:
         raise ValueError(f"k must be in [1, {n - 1}] for a {n}-parameter model, got {k}")
     ncv = min(n, default_ncv(k) if ncv is None else ncv)
-    if v0 is None:
-        v0 = torch.randn(n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    v0 = v0.detach().to("cpu", torch.float64).reshape(-1).numpy()
-    if v0.shape[0] != n:
-        raise ValueError(f"v0 has {v0.shape[0]} entries, the model {n} trainable parameters")
+    if start not in ("gradient", "random"):
+        raise ValueError(f"start must be 'gradient' or 'random', got {start!r}")
+    if v0 is not None:
+        v0 = v0.detach().to("cpu", torch.float64).reshape(-1).numpy()
+        if v0.shape[0] != n:
+            raise ValueError(f"v0 has {v0.shape[0]} entries, the model {n} trainable parameters")
     with curvature_mode(model):
         op = HessianVectorProduct(model, loss_fn, batches, method=hvp)
+        linop, stopped_by = op.as_linear_operator(), "arpack"
+        if check_every_product:
+            monitor = RitzMonitor(linop.matvec, k, tol, max_vectors=int(MONITOR_BYTES // (16 * n)))
+            linop = LinearOperator(linop.shape, matvec=monitor, dtype=np.float64)
         try:
-            vals, vecs = eigsh(op.as_linear_operator(), k=k, which="LA", tol=tol, ncv=ncv, v0=v0,
-                               maxiter=maxiter, return_eigenvectors=True)
+            if v0 is None:
+                v0 = _start_vector(op, n, seed, start)
+            vals, vecs = eigsh(linop, k=k, which="LA", tol=tol, ncv=ncv, v0=v0, maxiter=maxiter,
+                               return_eigenvectors=True)
+        except Converged as done:
+            vals, vecs, stopped_by = done.values, done.vectors, "ritz"
         finally:
             op.release()
             if info is not None:
                 info.update(n_products=op.n_products, hvp=op.method, ncv=ncv, dim=n,
                             cache_bytes_estimate=op.cache_bytes_estimate)
+        if info is not None:
+            info["stopped_by"] = stopped_by
     order = np.argsort(vals)[::-1]
     eigs = torch.from_numpy(np.ascontiguousarray(vals[order]))
     if not return_eigenvectors:
         return eigs
     p = op.params[0]
     return eigs, torch.from_numpy(np.ascontiguousarray(vecs[:, order])).to(device=p.device, dtype=p.dtype)
+
+
+def _start_vector(op: HessianVectorProduct, n: int, seed: int, start: str) -> np.ndarray:
+    """Unit random vector from ``seed``, plus the unit mean-loss gradient for "gradient"."""
+    r = torch.randn(n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    r /= r.norm()
+    if start == "gradient":
+        g = op.mean_gradient().to("cpu", torch.float64)
+        norm = g.norm()
+        if torch.isfinite(norm) and norm > 0:
+            r += g / norm
+    return r.numpy()

@@ -114,6 +114,17 @@ class HessianVectorProduct:
     def release(self) -> None:
         self._graph = None
 
+    @torch.enable_grad()
+    def mean_gradient(self) -> Tensor:
+        """Flat gradient of the mean loss: read from the cached graph (no extra pass), else
+        one ordinary backward pass per batch."""
+        if self._graph is not None:
+            return flatten(self._graph).detach()
+        out = torch.zeros(self.dim, device=self.device, dtype=self.dtype)
+        for (x, y), w in zip(self.batches, self.weights):
+            out.add_(flatten(_grad(self.loss_fn(self.model(x), y), self.params)).detach(), alpha=w)
+        return out
+
     # ------------------------------------------------------------------ products
     @torch.enable_grad()
     def __call__(self, v: Tensor) -> Tensor:
