@@ -33,7 +33,7 @@ MINI_CORES ?= 2
 paper-mini: venv
 	$(BIN)/python -m repro.tiny_datasets $(MINI_DIR)/data
 	$(BIN)/snakemake --directory $(MINI_DIR) --configfile $(abspath configs/paper.yaml) $(abspath configs/paper-mini.yaml) \
-	  --config data_root=$(abspath $(MINI_DIR))/data --cores $(MINI_CORES) --rerun-incomplete
+	  --config data_root=$(abspath $(MINI_DIR))/data --cores $(MINI_CORES) --scheduler greedy --rerun-incomplete
 	$(BIN)/snakemake --directory $(MINI_DIR) --configfile $(abspath configs/paper.yaml) $(abspath configs/paper-mini.yaml) \
 	  --config data_root=$(abspath $(MINI_DIR))/data --cores $(MINI_CORES) --report $(abspath $(MINI_DIR))/results/report.html
 	@echo "Done: $(MINI_DIR)/results/claims.md, $(MINI_DIR)/results/tables/paper_comparison.md, $(MINI_DIR)/results/report.html"

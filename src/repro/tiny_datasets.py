@@ -36,7 +36,7 @@ import numpy as np
 MINIATURE_KEY = "repro_miniature_md5"
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 # sizes: training images (CIFAR-10: split over its 5 batches), test images
-DEFAULT_SIZES = {"cifar10": (1024, 32), "cifar100": (8, 8), "mnist": (400, 100),
+DEFAULT_SIZES = {"cifar10": (256, 10), "cifar100": (4, 4), "mnist": (400, 100),
                  "fashion_mnist": (400, 100)}
 
 
