@@ -161,3 +161,20 @@ def test_load_run_dataset_passes_every_data_key():
     assert torch.equal(a.y_train, b.y_train) and len(a.y_train) == len(b.y_train)
     clean = load_dataset("digits", train_size=500)
     assert int((a.y_train != clean.y_train).sum()) == round(0.5 * len(clean.y_train))
+
+
+def test_stratified_subset_has_exactly_the_size_asked_for():
+    from repro.data import stratified_subset
+
+    y = np.repeat(np.arange(10), 26)[:256]          # 10 classes, 256 examples (tiny CIFAR)
+    for n in (1, 4, 8, 10, 128, 130, 255, 256):
+        keep = stratified_subset(y, n, seed=0)
+        assert len(keep) == n and len(np.unique(keep)) == n
+        share = np.bincount(y, minlength=10) * n / len(y)   # each class in proportion to its size
+        assert np.all(np.abs(np.bincount(y[keep], minlength=10) - share) < 1)
+    big = np.repeat(np.arange(10), 400)              # where rounding adds up: stratified_split's subset
+    assert np.array_equal(stratified_subset(big, 2500, 0), stratified_split(big, 2500 / 4000, 0)[1])
+    with pytest.raises(ValueError, match="cannot be drawn"):
+        stratified_subset(y, 0, 0)
+    with pytest.raises(ValueError, match="cannot be drawn"):
+        stratified_subset(y, 257, 0)

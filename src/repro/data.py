@@ -59,10 +59,29 @@ def stratified_split(y: np.ndarray, test_fraction: float, seed: int) -> tuple[np
 
 
 def stratified_subset(y: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """Indices of a class-balanced subset of size n (deterministic)."""
+    """Indices of a class-balanced subset of exactly n examples (deterministic).
+
+    Each class gives its share n/len(y) of its examples, rounded; when the rounded shares
+    do not add up to n (tiny or unbalanced sets: 4 of 256 CIFAR images rounds to 0) the
+    classes with the largest remainders give one more or one fewer, so that the subset is
+    the size asked for. Where rounding already adds up, the subset is the one
+    :func:`stratified_split` draws.
+    """
+    if not 0 < n <= len(y):
+        raise ValueError(f"a subset of {n} examples cannot be drawn from {len(y)}: "
+                         f"ask for 1..{len(y)}")
     frac = n / len(y)
     _, keep = stratified_split(y, frac, seed)
-    return keep
+    if len(keep) == n:
+        return keep
+    rng = np.random.default_rng(seed)
+    classes = np.unique(y)
+    members = [rng.permutation(np.flatnonzero(y == c)) for c in classes]
+    share = np.array([len(m) * frac for m in members])
+    counts = np.floor(share).astype(int)
+    order = np.argsort(-(share - counts), kind="stable")   # largest remainder first
+    counts[order[:n - counts.sum()]] += 1
+    return np.sort(np.concatenate([m[:k] for m, k in zip(members, counts)]))
 
 
 def _normalise(x_train: np.ndarray, x_test: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
