@@ -22,7 +22,7 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 # Full default reproduction: every paper, claims, then the HTML report.
 reproduce: venv
 	$(BIN)/snakemake --cores $(CORES) --rerun-incomplete
-	$(BIN)/snakemake --cores $(CORES) --report $(abspath $(MINI_DIR))/results/report.html
+	$(BIN)/snakemake --cores $(CORES) --report results/report.html
 	@echo "Done: results/claims.md, results/report.html, results/tables/, results/figures/"
 
 # The medium scale (docs/CLAIMS.md section 2): the claims the default scale cannot reach, on
