@@ -565,6 +565,24 @@ def test_claims_leave_out_invalid_runs_and_drop_seeds_without_a_pair():
     assert none.verdict == "inconclusive" and none.value is None
 
 
+def test_pairs_that_both_peak_at_the_shared_start_are_not_compared():
+    """CLAIMS.md D1, revision 2: maxima at step 0 are one measurement of the shared initial
+    network; such a pair is neither ordered nor a violation."""
+    runs = run_table(ETA_RUNS)
+    equal = maxima_table(runs, [7.0] * 9, {r: 0.0 for r in runs.run})
+    d1a = {c.id: c for c in bc.breakeven_claims(equal, runs)}["D1a-cnn"]
+    assert d1a.verdict == "inconclusive" and d1a.value is None          # was "fails" (ties = not ordered)
+    assert "seed 0: 3 pair(s) not compared" in d1a.note and "seed 2 dropped: no pair left" in d1a.note
+    # one run per seed leaves step 0 (0.01 peaks at step 16 with 9.0 > 7.0): its 2 pairs are compared
+    mixed = maxima_table(runs, [9.0, 7.0, 7.0] * 3, {r: (16.0 if r.startswith("lr0.01_") else 0.0) for r in runs.run})
+    per_seed, notes = bc.ordered_fraction_per_seed(mixed[mixed.metric == "max_lambda1_K"], "lr", -1)
+    assert per_seed.total.tolist() == [2, 2, 2] and per_seed.good.tolist() == [2, 2, 2]
+    assert {c.id: c for c in bc.breakeven_claims(mixed, runs)}["D1a-cnn"].verdict == "holds"
+    # a single run at step 0 is compared as usual (its maximum is still a value on the trajectory)
+    one = maxima_table(runs, [9.0, 5.0, 1.0] * 3, {r: (0.0 if r.startswith("lr0.01_") else 16.0) for r in runs.run})
+    assert bc.ordered_fraction_per_seed(one[one.metric == "max_lambda1_K"], "lr", -1)[0].total.tolist() == [3, 3, 3]
+
+
 def test_early_claim_in_steps():
     runs = run_table(ETA_RUNS)
     # threshold step t = 31, one epoch = 31 steps: a peak by max(62, 62) = 62 is early

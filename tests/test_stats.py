@@ -59,6 +59,15 @@ def test_ordered_pairs_counts_concordance_with_kendall_tau():
     assert total == 10 and good / total == pytest.approx((1 - tau) / 2, abs=1e-12)
 
 
+
+def test_ordered_pairs_skips_pairs_whose_points_are_both_marked():
+    values, metric = np.array([1.0, 2.0, 4.0]), np.array([3.0, 3.0, 1.0])
+    assert stats.ordered_pairs(values, metric, -1)[:2] == (2, 3)            # the tie (1, 2) is a violation
+    good, total, bad = stats.ordered_pairs(values, metric, -1, skip=[True, True, False])
+    assert (good, total, bad) == (2, 2, [])                                  # ... unless both are marked
+    assert stats.ordered_pairs(values, metric, -1, skip=[True, False, False])[:2] == (2, 3)
+
+
 def test_larger_has_lower_and_pair_closeness_by_hand():
     pairs = [({"lr": 0.1, "m": 1.0}, {"lr": 0.05, "m": 2.0}),   # larger lr lower: yes
              ({"lr": 0.05, "m": 1.0}, {"lr": 0.2, "m": 3.0}),   # no

@@ -52,15 +52,18 @@ def partial_spearman(x, y, z) -> float:
 # ------------------------------------------------------------------ ordered-pair tests
 
 
-def ordered_pairs(values, metric, direction: int) -> tuple[int, int, list]:
+def ordered_pairs(values, metric, direction: int, skip=None) -> tuple[int, int, list]:
     """Over all pairs of points with different `values`: (pairs ordered as predicted, pairs
     compared, the violating pairs as (v_low, m_low, v_high, m_high)). direction +1: the
     metric should rise with the value, -1: fall. Ties in the metric count as not ordered.
-    (good / compared = (1 + Kendall's tau_a) / 2 over pairs untied in `values`.)"""
+    (good / compared = (1 + Kendall's tau_a) / 2 over pairs untied in `values`.)
+    `skip` (booleans, one per point): a pair whose two points are both marked is not
+    compared (e.g. two maxima that are one measurement of a shared starting network)."""
     values, metric = np.asarray(values, float), np.asarray(metric, float)
+    skip = np.zeros(len(values), bool) if skip is None else np.asarray(skip, bool)
     good, total, bad = 0, 0, []
     for i, j in itertools.combinations(range(len(values)), 2):
-        if values[i] == values[j]:
+        if values[i] == values[j] or (skip[i] and skip[j]):
             continue
         if values[i] > values[j]:
             i, j = j, i

@@ -94,14 +94,28 @@ def _seed_mean_claim(cid, statement, statistic, minimum: float, per_seed: pd.Dat
     return _record(cid, statement, statistic, threshold, value, verdict, note, lo, hi, seeds)
 
 
+def peaks_at_start(rows: pd.DataFrame) -> np.ndarray:
+    """Per run: its maximum is the step-0 value (the network every run of a seed starts from)."""
+    col = "step_of_max" if "step_of_max" in rows else "epoch_of_max" if "epoch_of_max" in rows else None
+    return np.zeros(len(rows), bool) if col is None else (rows[col].to_numpy(float) == 0)
+
+
 def ordered_fraction_per_seed(rows: pd.DataFrame, kind: str, direction: int) -> tuple[pd.DataFrame, list[str]]:
     """Per seed, the fraction of value pairs (runs of that seed differing in `kind`) ordered
-    as `direction` says: a frame (seed, good, total, fraction) and notes on dropped seeds."""
+    as `direction` says: a frame (seed, good, total, fraction) and notes on dropped seeds.
+    A pair whose runs both peak at step 0 is not compared (docs/CLAIMS.md D1, revision 2)."""
     out, notes = [], []
     for seed, g in rows.groupby("seed", sort=True):
-        good, total, bad = stats.ordered_pairs(g[kind].to_numpy(float), g["value"].to_numpy(float), direction)
+        at_start = peaks_at_start(g)
+        good, total, bad = stats.ordered_pairs(g[kind].to_numpy(float), g["value"].to_numpy(float), direction,
+                                               skip=at_start)
+        n_start = int(at_start.sum())
+        if n_start >= 2:
+            notes.append(f"seed {seed}: {n_start * (n_start - 1) // 2} pair(s) not compared "
+                         "(both maxima at the shared step-0 network)")
         if total == 0:
-            notes.append(f"seed {seed} dropped: fewer than 2 valid runs")
+            notes.append(f"seed {seed} dropped: " + ("no pair left to compare" if n_start >= 2
+                                                     else "fewer than 2 valid runs"))
             continue
         out.append(dict(seed=int(seed), good=good, total=total, fraction=good / total))
         if bad:
@@ -138,15 +152,15 @@ def monotone_claim(cid, statement, rows_all: pd.DataFrame, sweep: dict, metric: 
     rows = rows[rows.valid.astype(bool) & np.isfinite(rows.value.to_numpy(float))]
     per_seed, notes = ordered_fraction_per_seed(rows, kind, direction)
     means = rows.groupby(kind).value.mean()
-    at_init = int((rows.step_of_max == 0).sum()) if "step_of_max" in rows else int((rows.epoch_of_max == 0).sum())
+    at_init = int(peaks_at_start(rows).sum())
     at_end = rows.run[rows.peak_at_end.astype(bool)].tolist() if "peak_at_end" in rows else []
     parts = [f"{sweep['name']} [{sweep['experiment']}]: per-seed ordered fractions "
              + ", ".join(f"{r.seed}: {r.good}/{r.total}" for r in per_seed.itertuples()),
              "seed means " + ", ".join(f"{v:g}: {m:.4g}" for v, m in means.items()),
              _slopes(rows, kind), *notes]
     if at_init:
-        parts.append(f"{at_init} run(s) peak at initialisation (the same network for every value of a seed, "
-                     "so their maxima tie)")
+        parts.append(f"{at_init} run(s) peak at initialisation (the same network for every value of a seed; "
+                     "two such runs are not compared)")
     if at_end:
         parts.append(f"maximum at the last snapshot (a lower bound) in {', '.join(at_end)}")
     if left_out:
