@@ -20,6 +20,8 @@ from torch import nn
 from repro import blocks
 from repro.models import PreActResNet
 
+from block_reference import block_items, forward_from_block, forward_to_block
+
 
 @pytest.fixture(autouse=True, scope="module")
 def _threads(one_thread):
@@ -79,16 +81,10 @@ def manual_block_values(model, x1, y1):
     through F_i(h_i) counts; in a downsampling block h_i = P(block input) and F_i does not
     depend on it.
     """
-    items = [(pool if j == 0 else None, b) for pool, stage in zip(model.pools, model.stages)
-             for j, b in enumerate(stage)]
+    items = block_items(model)
     out = []
     for i in range(len(items)):
-        with torch.no_grad():
-            h = model.stem(x1)
-            for pool, b in items[:i]:
-                h = b(pool(h) if pool is not None else h)
-            pool, b = items[i]
-            h_in = pool(h) if pool is not None else h
+        _, b, h_in = forward_to_block(model, items, x1, i)
         if b.projection is None:
             leaf = h_in.clone().requires_grad_(True)
             f = b.conv2(F.relu(b.bn2(b.conv1(F.relu(b.bn1(leaf))))))
@@ -97,9 +93,7 @@ def manual_block_values(model, x1, y1):
                 a = F.relu(b.bn1(h_in))
                 base, f = b.projection(a), b.conv2(F.relu(b.bn2(b.conv1(a))))
             leaf = base.clone().requires_grad_(True)
-        h = leaf + f
-        for pool2, b2 in items[i + 1:]:
-            h = b2(pool2(h) if pool2 is not None else h)
+        h = forward_from_block(items, i, leaf + f)
         loss = F.cross_entropy(model.head(h), y1)
         (g,) = torch.autograd.grad(loss, leaf)
         f = f.detach()

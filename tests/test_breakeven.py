@@ -265,13 +265,15 @@ def test_without_bn_the_two_modes_coincide():
     assert "hessian_eval_grad_equiv" not in cost          # no second computation for a net without BN
 
 
+PER_EXAMPLE_PROBE = dict(probe_seed=0, accuracy_examples=10, hessian_fraction=0.1, hessian_max_examples=None,
+                         covariance_mode="per_example", covariance_batches=2, covariance_batch_size=2,
+                         covariance_examples=7)
+
+
 def test_train_mode_refuses_per_example_gradients_of_a_bn_net():
     model = tiny_bn_cnn()
     x, y, _ = tiny_probe()
-    settings = dict(probe_seed=0, accuracy_examples=10, hessian_fraction=0.1, hessian_max_examples=None,
-                    covariance_mode="per_example", covariance_batches=2, covariance_batch_size=2,
-                    covariance_examples=7)
-    probe = bm.make_probe(x, y, settings)
+    probe = bm.make_probe(x, y, PER_EXAMPLE_PROBE)
     with pytest.raises(ValueError, match="per-example"):
         bm.measure(model, probe, dict(PARAMS, bn_modes=dict(hessian="train", covariance="train")), 0.1, 4)
 
@@ -279,10 +281,7 @@ def test_train_mode_refuses_per_example_gradients_of_a_bn_net():
 def test_measure_per_example_mode_is_the_example_covariance():
     model = tiny_bn_cnn()
     x, y, _ = tiny_probe()
-    settings = dict(probe_seed=0, accuracy_examples=10, hessian_fraction=0.1, hessian_max_examples=None,
-                    covariance_mode="per_example", covariance_batches=2, covariance_batch_size=2,
-                    covariance_examples=7)
-    probe = bm.make_probe(x, y, settings)
+    probe = bm.make_probe(x, y, PER_EXAMPLE_PROBE)
     metrics, _, _ = bm.measure(model, probe, PARAMS, 0.1, 4)
     _, theta = flat_loss(model, x[:1], y[:1])
     idx = probe["covariance"].reshape(-1)

@@ -26,6 +26,8 @@ from repro.models import PreActResNet
 from repro.train import _model_payload
 from repro import io
 
+from block_reference import block_items, forward_from_block, forward_to_block
+
 SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "iterative.schema.yaml"
 
 
@@ -397,20 +399,14 @@ def _float64_resnet(seed=0, **kw):
 def _output_side_cosines(model, x1, y1):
     """For ONE example, every block i: cos(F_i, dl/d out_i), out_i = h_i + F_i(h_i), the gradient
     taken on a fresh leaf at the block output and the rest of the network run from it."""
-    items = [(pool if j == 0 else None, b) for pool, stage in zip(model.pools, model.stages)
-             for j, b in enumerate(stage)]
+    items = block_items(model)
     out = []
     for i in range(len(items)):
+        _, b, h_in = forward_to_block(model, items, x1, i)
         with torch.no_grad():
-            h = model.stem(x1)
-            for pool, b in items[:i]:
-                h = b(pool(h) if pool is not None else h)
-            pool, b = items[i]
-            base, f = b.base_and_residual(pool(h) if pool is not None else h)
+            base, f = b.base_and_residual(h_in)
             leaf = (base + f).clone().requires_grad_(True)
-        h = leaf
-        for pool2, b2 in items[i + 1:]:
-            h = b2(pool2(h) if pool2 is not None else h)
+        h = forward_from_block(items, i, leaf)
         (g,) = torch.autograd.grad(F.cross_entropy(model.head(h), y1), leaf)
         f, g = f.reshape(-1), g.reshape(-1)
         out.append(float(f @ g / (f.norm() * g.norm())))

@@ -179,6 +179,14 @@ def claim_a1a(tables, gate: dict) -> list[Claim]:
     return out
 
 
+def _parts_claim(cid, tables, model, gate, parts, op, statement, statistic, threshold, what, seeds) -> Claim:
+    """A claim over parts (splits, stages): the least favourable part decides, then the gate."""
+    verdict, shown, parts_note = _combine(_least_favourable(parts, op))
+    gate_ok, gate_note = quality_gate(tables, model, gate)
+    return _record(cid, statement, statistic, threshold, shown and shown["value"], _gated(verdict, gate_ok),
+                   f"{gate_note}. {what}: {parts_note}.", shown and shown["lo"], shown and shown["hi"], seeds)
+
+
 def slope_per_seed(frame: pd.DataFrame) -> pd.DataFrame:
     """Per seed: OLS slope of `value` against `block` (the depth index)."""
     rows = [dict(seed=s, value=float(np.polyfit(g["block"].to_numpy(float), g["value"].to_numpy(float), 1)[0]))
@@ -193,14 +201,11 @@ def claim_a1b(tables, gate: dict) -> list[Claim]:
         b = _model_rows(tables["blocks"], model)
         b = b[b["metric"] == "cosine"]
         parts = [_part(f"{split}", slope_per_seed(g), "<", 0.0) for split, g in b.groupby("split", sort=True)]
-        verdict, shown, parts_note = _combine(_least_favourable(parts, "<"))
-        gate_ok, gate_note = quality_gate(tables, model, gate)
-        out.append(_record(_cid("A1b", model, models),
-                           "The cosine is most negative in higher blocks: it falls with depth",
-                           "per split: seed mean of the per-seed OLS slope of the block cosine vs the block's depth "
-                           "index; shown: the deciding split", "< 0 (both splits)", shown and shown["value"],
-                           _gated(verdict, gate_ok), f"{gate_note}. Slope per split: {parts_note}.",
-                           shown and shown["lo"], shown and shown["hi"], b["seed"]))
+        out.append(_parts_claim(_cid("A1b", model, models), tables, model, gate, parts, "<",
+                                "The cosine is most negative in higher blocks: it falls with depth",
+                                "per split: seed mean of the per-seed OLS slope of the block cosine vs the block's "
+                                "depth index; shown: the deciding split", "< 0 (both splits)", "Slope per split",
+                                b["seed"]))
     return out
 
 
@@ -225,15 +230,11 @@ def claim_a2(tables, gate: dict) -> list[Claim]:
         b = b[b["metric"] == "norm_ratio"]
         parts = [_part(f"{split} stage {stage}", first_minus_later(g), ">", 0.0)
                  for (split, stage), g in b.groupby(["split", "stage"], sort=True) if g["position"].nunique() >= 2]
-        verdict, shown, parts_note = _combine(_least_favourable(parts, ">"))
-        gate_ok, gate_note = quality_gate(tables, model, gate)
-        out.append(_record(_cid("A2", model, models),
-                           "The first block of a stage changes the representation most: its ||F||/||h|| is larger "
-                           "than that of every later block of the stage",
-                           "per (split, stage): seed mean of ratio(first block) - max ratio(later blocks); shown: "
-                           "the deciding part", "> 0 (every stage and split)", shown and shown["value"],
-                           _gated(verdict, gate_ok), f"{gate_note}. Per part: {parts_note}.",
-                           shown and shown["lo"], shown and shown["hi"], b["seed"]))
+        out.append(_parts_claim(_cid("A2", model, models), tables, model, gate, parts, ">",
+                                "The first block of a stage changes the representation most: its ||F||/||h|| is "
+                                "larger than that of every later block of the stage",
+                                "per (split, stage): seed mean of ratio(first block) - max ratio(later blocks); "
+                                "shown: the deciding part", "> 0 (every stage and split)", "Per part", b["seed"]))
     return out
 
 
@@ -253,14 +254,11 @@ def claim_a3(tables, gate: dict) -> list[Claim]:
         costs = drop_costs(_model_rows(tables["drop"], model))
         parts = [_part(f"stage {stage}", first_minus_later(g, "cost"), ">", 0.0)
                  for stage, g in costs.groupby("stage", sort=True) if g["position"].nunique() >= 2]
-        verdict, shown, parts_note = _combine(_least_favourable(parts, ">"))
-        gate_ok, gate_note = quality_gate(tables, model, gate)
-        out.append(_record(_cid("A3", model, models),
-                           "Dropping the first block of a stage costs more accuracy than dropping any later block "
-                           "of that stage", "per stage: seed mean of cost(first) - max cost(later), cost = intact - "
-                           "dropped test accuracy; shown: the deciding stage", "> 0 (every stage)",
-                           shown and shown["value"], _gated(verdict, gate_ok), f"{gate_note}. Per stage: {parts_note}.",
-                           shown and shown["lo"], shown and shown["hi"], costs["seed"]))
+        out.append(_parts_claim(_cid("A3", model, models), tables, model, gate, parts, ">",
+                                "Dropping the first block of a stage costs more accuracy than dropping any later "
+                                "block of that stage", "per stage: seed mean of cost(first) - max cost(later), cost "
+                                "= intact - dropped test accuracy; shown: the deciding stage", "> 0 (every stage)",
+                                "Per stage", costs["seed"]))
     return out
 
 
