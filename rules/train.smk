@@ -1,7 +1,5 @@
 # Training: one job per run, or per batch of runs (config `train_batch`); every run is
 # resumable from results/checkpoints/<experiment>/<run>/ (not a declared output).
-from types import SimpleNamespace
-
 from repro.train_batches import train_batches
 
 # a run's folder with wildcards, spelled by the one run-folder helper (rules/common.smk)
@@ -72,44 +70,6 @@ rule train:
 # run of a batch reruns the batch job; its other runs then resume from their own final
 # checkpoints (rewritten, not trained again). Profiles' per-rule settings (set-resources,
 # set-threads: train) name the one-run rule: the paper scale does not batch.
-TRAIN_FILES = ("model.pt", "history.csv", "timing.csv", "status.json")
-
-
-def batch_outputs(batch):
-    """Every file `train` declares, for each run of the batch."""
-    out = []
-    for run in batch.runs:
-        folder = run_dir(batch.experiment, run)
-        out += [f"{folder}/{name}" for name in TRAIN_FILES]
-        out.append(directory(f"{folder}/snapshots"))
-    return out
-
-
-def batch_jobs(batch):
-    """repro.train.train_runs' jobs: per run, what its own `train` job gets as params."""
-    jobs = []
-    for run in batch.runs:
-        wildcards = SimpleNamespace(experiment=batch.experiment, run=run)
-        jobs.append(
-            dict(
-                run=run,
-                spec=training_spec(wildcards),
-                out_dir=run_dir(batch.experiment, run),
-                ckpt_dir=f"{RESULTS}/checkpoints/{batch.experiment}/{run}",
-                snapshot_epochs=get_snapshot_epochs(wildcards),
-            )
-        )
-    return jobs
-
-
-def batch_runtime(batch):
-    """Minutes: the sum of what the runs' own jobs ask (repro.costs), x attempt."""
-    cfgs = [RUNS[(batch.experiment, run)] for run in batch.runs]
-    return lambda wildcards, attempt: costs.train_batch_runtime_min(
-        cfgs, attempt, config["train_runtime"]
-    )
-
-
 for batch in TRAIN_BATCHES:
 
     rule:
