@@ -243,10 +243,18 @@ def batch_jobs(root):
                  snapshot_epochs=snaps) for name, cfg, snaps in BATCH]
 
 
-def same_outputs(a: Path, b: Path) -> bool:
-    """Byte-equal history, model, status and snapshots (timing.csv holds wall-clock times)."""
+def same_outputs(a: Path, b: Path, resumed: bool = False) -> bool:
+    """Byte-equal history, model, status and snapshots (timing.csv holds wall-clock times).
+    A resumed run's status.json differs in `resumed_from_epoch` only (it says where)."""
     files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file() and p.name != "timing.csv")
     assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file() and p.name != "timing.csv")
+    if resumed:
+        status = [json.loads((x / "status.json").read_text()) for x in (a, b)]
+        for s in status:
+            s.pop("resumed_from_epoch")
+        files.remove(Path("status.json"))
+        if status[0] != status[1]:
+            return False
     return all((a / f).read_bytes() == (b / f).read_bytes() for f in files)
 
 
@@ -301,7 +309,8 @@ def test_a_killed_batch_resumes_each_run_from_its_own_checkpoint(tmp_path, alone
     assert done[2] is not None and 1 <= done[2] < 3  # killed mid-run: resumed, not restarted
     assert done[3] is None  # never started
     for name, _, _ in BATCH:
-        assert same_outputs(tmp_path / name / "out", alone / name / "out"), name
+        assert same_outputs(tmp_path / name / "out", alone / name / "out", resumed=True), name
+    assert same_outputs(tmp_path / "plain_s3/out", alone / "plain_s3/out")  # trained after the restart
 
 
 def test_batches_group_the_seeds_of_one_run_spec():
