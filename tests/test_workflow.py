@@ -83,7 +83,7 @@ def test_batched_runs_equal_the_runs_trained_one_per_job(done, tmp_path):
     cfg["train_batch"] = {"by": "seed"}
     cfg["experiments"]["tiny"]["seeds"] = [1, 0]
     batched = tmp_path / "batched.yaml"
-    batched.write_text(yaml.safe_dump(cfg))
+    batched.write_text(yaml.safe_dump(cfg, sort_keys=False))  # model.pt pickles the model spec in key order
     work = tmp_path / "w"
     runs = [f"results/runs/tiny/lr{lr}_s{seed}/status.json" for lr in ("0.05", "0.1") for seed in (1, 0)]
     rules = {"train_tiny_lr0_05_s1_0": 1, "train_tiny_lr0_1_s1_0": 1}
