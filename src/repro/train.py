@@ -365,10 +365,15 @@ def train_runs(jobs: list[dict], data_root="data", download=False, device="cpu")
     repro.train_batches); returns their status dicts.
 
     Each job is ``dict(run, spec, out_dir, ckpt_dir, snapshot_epochs)``, the arguments of
-    :func:`train_run`, which seeds torch itself per run: the runs of a batch give the bytes
-    they give alone. The data set is loaded once per distinct data spec (training reads it,
-    never writes it). A run that fails fails the job; its retry resumes every run from its
-    own checkpoint, so the runs finished before it are only rewritten, not trained again.
+    :func:`train_run`. The runs of a batch give the bytes they give alone (tests/test_train.py,
+    tests/test_workflow.py), because no state carries over from one run to the next: torch's
+    global generator (CPU and CUDA) is re-seeded by train_run before the model is built; data
+    order and augmentation draw from per-epoch generators; numpy's and Python's global
+    generators are not used (splits and label noise have their own seeded ones); the thread
+    count is the job's throughout; cuDNN autotuning is never switched on. The data set is
+    loaded once per distinct data spec (training indexes and augments copies, never writes
+    it). A run that fails fails the job; its retry resumes every run from its own checkpoint,
+    so the runs finished before it are only rewritten, not trained again.
     """
     loaded, results = {}, []
     for n, job in enumerate(jobs, 1):
