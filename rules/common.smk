@@ -1,5 +1,6 @@
 # The run table and the small get_* functions that decide which files a rule needs.
 import os
+from types import SimpleNamespace
 
 from repro.config import (
     ConfigError,
@@ -96,6 +97,45 @@ def get_snapshot_epochs(wildcards):
 
 def run_dir(experiment, run):
     return f"{RESULTS}/runs/{experiment}/{run}"
+
+
+# batched training (rules/train.smk, repro.train_batches): a batch rule's outputs, params, runtime
+TRAIN_FILES = ("model.pt", "history.csv", "timing.csv", "status.json")
+
+
+def batch_outputs(batch):
+    """Every file `train` declares, for each run of the batch."""
+    out = []
+    for run in batch.runs:
+        folder = run_dir(batch.experiment, run)
+        out += [f"{folder}/{name}" for name in TRAIN_FILES]
+        out.append(directory(f"{folder}/snapshots"))
+    return out
+
+
+def batch_jobs(batch):
+    """repro.train.train_runs' jobs: per run, what its own `train` job gets as params."""
+    jobs = []
+    for run in batch.runs:
+        wildcards = SimpleNamespace(experiment=batch.experiment, run=run)
+        jobs.append(
+            dict(
+                run=run,
+                spec=training_spec(wildcards),
+                out_dir=run_dir(batch.experiment, run),
+                ckpt_dir=f"{RESULTS}/checkpoints/{batch.experiment}/{run}",
+                snapshot_epochs=get_snapshot_epochs(wildcards),
+            )
+        )
+    return jobs
+
+
+def batch_runtime(batch):
+    """Minutes: the sum of what the runs' own jobs ask (repro.costs), x attempt."""
+    cfgs = [RUNS[(batch.experiment, run)] for run in batch.runs]
+    return lambda wildcards, attempt: costs.train_batch_runtime_min(
+        cfgs, attempt, config["train_runtime"]
+    )
 
 
 def get_trained(paper=None, experiment=None):

@@ -33,6 +33,19 @@ def test_runtime_grows_with_epochs_and_attempts():
     assert costs.train_runtime_min(run, attempt=2) == 2 * costs.train_runtime_min(run)
 
 
+def test_a_batched_job_asks_the_sum_of_its_runs_time_and_the_largest_memory():
+    cnn = {"dataset": "cifar10", "model": {"name": "resnet", "depth": 110, "widths": [16, 32, 64]},
+           "train": {"epochs": 300, "batch_size": 128}}
+    mlp = {"dataset": "mnist5k", "model": {"name": "mlp", "depth": 2, "width": 128},
+           "train": {"epochs": 16, "batch_size": 32}}
+    for attempt in (1, 2):
+        # what rule train asks for each run alone: max(train_runtime x attempt, the projection)
+        alone = [max(30 * attempt, costs.train_runtime_min(run, attempt)) for run in (cnn, mlp)]
+        assert alone[0] > 30 * attempt and alone[1] == 30 * attempt  # one projected, one at the floor
+        assert costs.train_batch_runtime_min([cnn, mlp], attempt, floor_min=30) == sum(alone)
+    assert costs.train_batch_mem_mb([cnn, mlp]) == max(costs.train_mem_mb(cnn), costs.train_mem_mb(mlp))
+
+
 @pytest.fixture(scope="module")
 def paper_dry_run(tmp_path_factory):
     work = tmp_path_factory.mktemp("paper_dry")

@@ -150,6 +150,40 @@ def test_sigkilled_training_job_is_retried_resumes_and_ends_bitwise_identical(tm
     assert_same_run(work, uninterrupted)
 
 
+def test_sigkilled_batch_job_is_retried_and_every_run_resumes_from_its_own_checkpoint(
+        tmp_path, uninterrupted):
+    """train_batch {by: seed}: seeds 1 then 0 of the run spec in one job, killed while seed 0
+    trains. Snakemake deletes the outputs of both runs and retries the job: seed 1 (finished)
+    is rewritten from its final checkpoint, seed 0 resumes mid-run and ends bitwise identical
+    to the same run trained in a one-run job."""
+    cfg = {**KILL_CFG, "train_batch": {"by": "seed"},
+           "experiments": {EXP: {**KILL_CFG["experiments"][EXP], "seeds": [1, 0]}}}
+    cfg_file = write_config(tmp_path / "batched.yaml", cfg)
+    work = tmp_path / "w"
+    ckpt = work / "results/checkpoints" / EXP / RUN
+    proc = start(work, cfg_file)
+    try:
+        wait_for(lambda: (ckpt / "previous.pt.sha256").exists(), proc, what="seed 0's second checkpoint")
+        jobs = session_pids(proc.pid, ".train_batch.py")
+        assert len(jobs) >= 1, "batch training job process not found"
+        for pid in jobs:
+            os.kill(pid, signal.SIGKILL)
+        out, _ = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, out[-3000:]
+    assert "Trying to restart job" in out
+    first = json.loads((work / "results/runs" / EXP / "a_s1/status.json").read_text())
+    assert first["status"] == "completed" and first["resumed_from_epoch"] == 8  # not trained again
+    status = json.loads((work / "results/runs" / EXP / RUN / "status.json").read_text())
+    assert status["status"] == "completed" and 1 <= status["resumed_from_epoch"] < 8
+    log = (work / "results/logs/train_batch" / EXP / "a_s1+0.log").read_text()
+    assert "resuming from the checkpoint after epoch 8" in log
+    assert f"resuming from the checkpoint after epoch {status['resumed_from_epoch']}" in log
+    assert_same_run(work, uninterrupted)
+
+
 def test_killed_workflow_with_corrupt_last_checkpoint_resumes_from_previous_with_warning(
         tmp_path, kill_cfg, uninterrupted):
     work = tmp_path / "w"

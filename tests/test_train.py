@@ -222,3 +222,115 @@ def test_stop_checks_inside_an_epoch_stop_within_one_check_of_the_crossing(tmp_p
     # a rerun resumes from the stopped checkpoint and reports the same stop
     again = run(tmp_path / "fine", digits, cfg={**CFG, "train": train})
     assert again["stop"] == stop and again["resumed_from_epoch"] == epochs
+
+
+# ---------------------------------------------------------------- several runs in one job
+
+# a batch whose earlier runs leave every kind of state behind them: a diverged run, a stop
+# inside an epoch, augmentation, snapshots; the runs after them must not notice
+BATCH = [
+    ("wild_s0", {**CFG, "seed": 0, "train": {**CFG["train"], "lr": 50.0, "momentum": 0.0}}, []),
+    ("stop_s1", {**CFG, "seed": 1, "train": {**CFG["train"], "epochs": 30, "stop_at_train_loss": 0.3,
+                                             "stop_checks_per_epoch": 4}}, [0, 0.5, 1]),
+    ("aug_s2", {**CFG, "seed": 2, "train": {**CFG["train"], "translate": 1, "flip": True}}, [0, 1.5, 3]),
+    ("plain_s3", CFG, [0, 2]),
+]
+OUT_FILES = ["history.csv", "model.pt", "status.json", "snapshots"]
+
+
+def batch_jobs(root):
+    return [dict(run=name, spec=cfg, out_dir=str(root / name / "out"), ckpt_dir=str(root / name / "ckpt"),
+                 snapshot_epochs=snaps) for name, cfg, snaps in BATCH]
+
+
+def same_outputs(a: Path, b: Path, resumed: bool = False) -> bool:
+    """Byte-equal history, model, status and snapshots (timing.csv holds wall-clock times).
+    A resumed run's status.json differs in `resumed_from_epoch` only (it says where)."""
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file() and p.name != "timing.csv")
+    assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file() and p.name != "timing.csv")
+    if resumed:
+        status = [json.loads((x / "status.json").read_text()) for x in (a, b)]
+        for s in status:
+            s.pop("resumed_from_epoch")
+        files.remove(Path("status.json"))
+        if status[0] != status[1]:
+            return False
+    return all((a / f).read_bytes() == (b / f).read_bytes() for f in files)
+
+
+@pytest.fixture(scope="module")
+def alone(tmp_path_factory, digits):
+    """Each run of BATCH trained on its own, as one-run jobs train them."""
+    root = tmp_path_factory.mktemp("alone")
+    for name, cfg, snaps in BATCH:
+        train_run(cfg, digits, root / name / "out", root / name / "ckpt", snapshot_epochs=snaps)
+    return root
+
+
+def test_a_run_trained_in_a_batch_equals_the_run_trained_alone(tmp_path, alone):
+    from repro.train import train_runs
+
+    results = train_runs(batch_jobs(tmp_path))
+    assert [r["status"] for r in results] == ["diverged", "completed", "completed", "completed"]
+    assert "reached train loss" in results[1]["stop_reason"]
+    for name, _, snaps in BATCH:
+        assert same_outputs(tmp_path / name / "out", alone / name / "out"), name
+        assert len(list((tmp_path / name / "out/snapshots").glob("*.pt"))) == len(snaps)
+
+
+BATCH_SCRIPT = """
+import torch
+torch.set_num_threads(1)
+from repro.train import train_runs
+train_runs({jobs!r})
+"""
+
+
+def test_a_killed_batch_resumes_each_run_from_its_own_checkpoint(tmp_path, alone):
+    from repro.train import train_runs
+
+    proc = subprocess.Popen([sys.executable, "-c", BATCH_SCRIPT.format(jobs=batch_jobs(tmp_path))])
+    ckpt = tmp_path / "aug_s2" / "ckpt" / "last.pt.sha256"  # the third run is under way
+    deadline = time.time() + 300
+    while not ckpt.exists() and time.time() < deadline:
+        time.sleep(0.01)
+    assert proc.poll() is None, "the batch finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert (tmp_path / "stop_s1/out/status.json").exists() and not (tmp_path / "aug_s2/out/status.json").exists()
+    # Snakemake deletes a rerun job's declared outputs: all of them, finished runs' too
+    for name, _, _ in BATCH:
+        for path in (tmp_path / name / "out").rglob("*"):
+            if path.is_file():
+                path.unlink()
+    results = train_runs(batch_jobs(tmp_path))
+    done = {r["config"]["seed"]: r["resumed_from_epoch"] for r in results}
+    assert done[1] == math.ceil(results[1]["epochs_completed"])  # finished: rewritten from its last checkpoint
+    assert done[2] is not None and 1 <= done[2] < 3  # killed mid-run: resumed, not restarted
+    assert done[3] is None  # never started
+    for name, _, _ in BATCH:
+        assert same_outputs(tmp_path / name / "out", alone / name / "out", resumed=True), name
+    assert same_outputs(tmp_path / "plain_s3/out", alone / "plain_s3/out")  # trained after the restart
+
+
+def test_batches_group_the_seeds_of_one_run_spec():
+    from repro.config import expand_runs
+    from repro.settings import validate_config
+    from repro.train_batches import train_batches
+
+    config = {"experiments": {
+        "grid": {"paper": "foundation", "dataset": "digits", "seeds": [0, 1, 2],
+                 "model": {"name": "mlp", "depth": 1, "width": 8}, "train": {"epochs": 1, "batch_size": 32, "lr": 0.1},
+                 "grid": {"train.lr": [0.05, 0.1]}},
+        "single": {"paper": "foundation", "dataset": "digits", "seeds": [7],
+                   "model": {"name": "mlp", "depth": 1, "width": 8}, "train": {"epochs": 1, "batch_size": 32, "lr": 0.1}}}}
+    validate_config(config)
+    runs = expand_runs(config)
+    assert train_batches(runs, {"by": "none"}) == [] and train_batches(runs, None) == []
+    batches = train_batches(runs, {"by": "seed"})
+    assert [(b.experiment, b.name, b.runs) for b in batches] == [
+        ("grid", "lr0.05_s0+1+2", ("lr0.05_s0", "lr0.05_s1", "lr0.05_s2")),
+        ("grid", "lr0.1_s0+1+2", ("lr0.1_s0", "lr0.1_s1", "lr0.1_s2"))]  # single_s7: a batch of one is none
+    assert len({b.rule for b in batches}) == 2 and all(b.rule.isidentifier() for b in batches)
+    capped = train_batches(runs, {"by": "seed", "max_runs": 2})
+    assert [b.runs for b in capped] == [("lr0.05_s0", "lr0.05_s1"), ("lr0.1_s0", "lr0.1_s1")]  # s2 alone

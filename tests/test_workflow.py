@@ -73,3 +73,39 @@ def test_until_and_forcerun(done, tmp_path):
     work = copy_of(done, tmp_path)
     assert planned_jobs(work, "--forcerun", "train") == {"train": 2, "all": 1}
     assert planned_jobs(work, "--forcerun", "train", "--until", "train") == {"train": 2}
+
+
+def test_batched_runs_equal_the_runs_trained_one_per_job(done, tmp_path):
+    """train_batch {by: seed}: the seeds of one run spec train in one job (a rule per batch);
+    every run's files are byte for byte those its own job writes. Seed 0 trains second in
+    its batch here, after seed 1 has used the process."""
+    cfg = yaml.safe_load((CONFIGS / "tiny.yaml").read_text())
+    cfg["train_batch"] = {"by": "seed"}
+    cfg["experiments"]["tiny"]["seeds"] = [1, 0]
+    batched = tmp_path / "batched.yaml"
+    batched.write_text(yaml.safe_dump(cfg, sort_keys=False))  # model.pt pickles the model spec in key order
+    work = tmp_path / "w"
+    runs = [f"results/runs/tiny/lr{lr}_s{seed}/status.json" for lr in ("0.05", "0.1") for seed in (1, 0)]
+    rules = {"train_tiny_lr0_05_s1_0": 1, "train_tiny_lr0_1_s1_0": 1}
+    assert planned_jobs(work, "--", *runs, configfiles=(batched,)) == rules  # no one-run `train` job
+    snakemake(work, "--", *runs, configfiles=(batched,))
+    for run in ("lr0.05_s0", "lr0.1_s0"):
+        mine, theirs = work / "results/runs/tiny" / run, done / "results/runs/tiny" / run
+        files = sorted(p.relative_to(mine) for p in mine.rglob("*") if p.is_file() and p.name != "timing.csv")
+        assert files == sorted(p.relative_to(theirs) for p in theirs.rglob("*")
+                               if p.is_file() and p.name != "timing.csv")
+        assert len(files) > 6  # model, history, status, snapshots (and their checksums)
+        for f in files:
+            assert (mine / f).read_bytes() == (theirs / f).read_bytes(), (run, f)
+    log = (work / "results/logs/train_batch/tiny/lr0.1_s1+0.log").read_text()
+    assert "run lr0.1_s1 (1 of 2" in log and "run lr0.1_s0 (2 of 2" in log and log.count("epoch 2/2") == 2
+    assert (work / "results/benchmarks/train_batch/tiny/lr0.1_s1+0.tsv").exists()
+    # a deleted artifact of one run reruns its batch's job only; the batch's other run resumes
+    # from its final checkpoint (rewritten, not trained again)
+    (work / "results/runs/tiny/lr0.1_s0/status.json").unlink()
+    assert planned_jobs(work, "--", *runs, configfiles=(batched,)) == {"train_tiny_lr0_1_s1_0": 1}
+    before = (work / "results/runs/tiny/lr0.1_s1/history.csv").read_bytes()
+    snakemake(work, "--", *runs, configfiles=(batched,))
+    status = json.loads((work / "results/runs/tiny/lr0.1_s1/status.json").read_text())
+    assert status["resumed_from_epoch"] == 2
+    assert (work / "results/runs/tiny/lr0.1_s1/history.csv").read_bytes() == before

@@ -93,6 +93,17 @@ def train_mem_mb(run: dict) -> int:
     return max(4000, int(math.ceil(train_cost(run)["mem_mb"] / 1000)) * 1000)
 
 
+def train_batch_runtime_min(runs: list[dict], attempt: int = 1, floor_min: int = 0) -> int:
+    """A job training `runs` one after another (repro.train_batches): the sum of what each
+    run's own job asks, each at least `floor_min` (the config's train_runtime), x attempt."""
+    return sum(max(floor_min, train_runtime_min(run)) for run in runs) * int(attempt)
+
+
+def train_batch_mem_mb(runs: list[dict]) -> int:
+    """A batch holds one run at a time: the largest run's memory request."""
+    return max(train_mem_mb(run) for run in runs)
+
+
 def measure_runtime_min(run: dict, passes: float, attempt: int = 1, flops: float = GPU_FLOPS) -> int:
     """A measurement job's time limit (minutes) for `passes` forward-equivalents over the
     run's training images (e.g. per snapshot: a few gradient passes and Hessian products)."""

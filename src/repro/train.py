@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 
 from . import io
-from .data import Dataset, augment
+from .data import Dataset, augment, load_run_dataset
 from .models import build_model
 from .schedules import batch_size_at, lr_at
 
@@ -354,3 +354,36 @@ def train_run(cfg: dict, data: Dataset, out_dir, ckpt_dir, device="cpu", snapsho
                   out_dir / "model.pt")
     io.atomic_write_json(out_dir / "status.json", result)
     return result
+
+
+# what repro.data.load_run_dataset reads of a run config: runs that agree on these share one load
+DATA_KEYS = ("dataset", "test_fraction", "train_size", "label_noise", "label_noise_seed")
+
+
+def train_runs(jobs: list[dict], data_root="data", download=False, device="cpu") -> list[dict]:
+    """Train several runs one after another in this process (a batched job,
+    repro.train_batches); returns their status dicts.
+
+    Each job is ``dict(run, spec, out_dir, ckpt_dir, snapshot_epochs)``, the arguments of
+    :func:`train_run`. The runs of a batch give the bytes they give alone (tests/test_train.py,
+    tests/test_workflow.py), because no state carries over from one run to the next: torch's
+    global generator (CPU and CUDA) is re-seeded by train_run before the model is built; data
+    order and augmentation draw from per-epoch generators; numpy's and Python's global
+    generators are not used (splits and label noise have their own seeded ones); the thread
+    count is the job's throughout; cuDNN autotuning is never switched on. The data set is
+    loaded once per distinct data spec (training indexes and augments copies, never writes
+    it). A run that fails fails the job; its retry resumes every run from its own checkpoint,
+    so the runs finished before it are only rewritten, not trained again.
+    """
+    loaded, results = {}, []
+    for n, job in enumerate(jobs, 1):
+        spec = job["spec"]
+        key = repr([spec.get(k) for k in DATA_KEYS])
+        if key not in loaded:
+            loaded[key] = load_run_dataset(spec, data_root, download)
+        log.info("run %s (%d of %d in this job)", job["run"], n, len(jobs))
+        result = train_run(spec, loaded[key], out_dir=job["out_dir"], ckpt_dir=job["ckpt_dir"], device=device,
+                           snapshot_epochs=job["snapshot_epochs"])
+        log.info("run %s finished: %s (%s)", job["run"], result["status"], result["stop_reason"])
+        results.append(result)
+    return results
