@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 import sys
@@ -31,6 +32,20 @@ def test_runtime_grows_with_epochs_and_attempts():
     longer = {**run, "train": {"epochs": 400, "batch_size": 128}}
     assert costs.train_cost(longer)["flops"] == pytest.approx(2 * costs.train_cost(run)["flops"])
     assert costs.train_runtime_min(run, attempt=2) == 2 * costs.train_runtime_min(run)
+
+
+def test_a_job_measuring_several_runs_pays_start_up_once_and_the_sum_of_their_work():
+    small = {"dataset": "mnist5k", "model": {"name": "mlp", "depth": 2, "width": 128}, "train": {}}
+    big = {"dataset": "cifar10", "model": {"name": "resnet", "depth": 56, "widths": [16, 32, 64]}, "train": {}}
+    assert costs.measure_runtime_sum_min([(big, 500.0)], attempt=2) == costs.measure_runtime_min(big, 500.0, attempt=2)
+    seconds = sum(costs.architecture(r["model"], r["dataset"])["flops_per_image"] * p * costs.train_images(r)
+                  for r, p in ((big, 500.0), (small, 80.0), (big, 500.0))) / costs.GPU_FLOPS
+    both = costs.measure_runtime_sum_min([(big, 500.0), (small, 80.0), (big, 500.0)])
+    assert both == math.ceil(costs.OVERHEAD_MIN + costs.SAFETY * seconds / 60)
+    assert costs.measure_runtime_min(big, 500.0) <= both <= 2 * costs.measure_runtime_min(big, 500.0) + \
+        costs.measure_runtime_min(small, 80.0)
+    assert costs.interpolation_runtime_min(1) == costs.INTERPOLATION_PAIR_MIN == 60  # paper scale: one pair a job
+    assert costs.interpolation_runtime_min(9) == 9 * 60
 
 
 @pytest.fixture(scope="module")
