@@ -36,6 +36,8 @@ rule minima_sharpness:
         f"{RESULTS}/logs/minima/sharpness/{{experiment}}/{{part}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/minima/sharpness/{{experiment}}/{{part}}.tsv"
+    wildcard_constraints:
+        part=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
     conda:
         "../envs/repro.yaml"
     threads: config["threads"]
