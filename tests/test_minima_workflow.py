@@ -3,6 +3,7 @@ changed analysis setting reruns only analysis rules."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 
@@ -141,7 +142,7 @@ def test_changing_analysis_settings_never_retrains(tiny_run, tmp_path):
 
 @pytest.mark.slow
 def test_job_layout_and_a_changed_run_rerun_only_the_parts_that_hold_it(tiny_run, tmp_path):
-    """Runs (pairs) measured together are cached per part: a newer model reruns the parts
+    """Runs (pairs) measured together are cached per part: a changed run reruns the parts
     that hold it, never the others; the paper scale's layout (1 per job) is one job per run."""
     import shutil
 
@@ -152,13 +153,24 @@ def test_job_layout_and_a_changed_run_rerun_only_the_parts_that_hold_it(tiny_run
                        (work / "results/metrics/minima").rglob("*.json"))
     assert [str(p) for p in sharpness] == ["sharpness/minima_beta/part1of1.json", "sharpness/minima_grid/part1of1.json"]
     assert len(json.loads((work / "results/metrics/minima/sharpness/minima_grid/part1of1.json").read_text())) == 5
-    (work / "results/runs/minima_beta/beta2_s0/model.pt").touch()  # in no pair
+
+    def change(run):  # new content (Snakemake reruns on a changed checksum, not on a touch)
+        with open(work / f"results/runs/{run}/status.json", "a") as status:
+            status.write("\n")
+
+    change("minima_beta/beta2_s0")  # in no pair
     jobs = planned_jobs(work, *TARGET, configfiles=("tiny_minima.yaml",))
     assert jobs.get("minima_sharpness") == 1 and "minima_interpolate" not in jobs and "train" not in jobs
-    (work / "results/runs/minima_grid/lr0.05_bs32_s0/model.pt").touch()  # end b of pair hi_lo
+    change("minima_grid/lr0.05_bs32_s0")  # end b of pair hi_lo
     jobs = planned_jobs(work, *TARGET, configfiles=("tiny_minima.yaml",))
     assert jobs.get("minima_sharpness") == 2 and jobs.get("minima_interpolate") == 1 and "train" not in jobs
     cfg = yaml.safe_load((CONFIGS / "tiny_minima.yaml").read_text())
+    own = copy.deepcopy(cfg)
+    own["experiments"]["minima_beta"]["analysis"]["sharpness"] = {"n_probes": 12}  # one experiment's setting
+    changed = tmp_path / "own.yaml"
+    changed.write_text(yaml.safe_dump(own, sort_keys=False))
+    jobs = planned_jobs(tiny_run, *TARGET, configfiles=(changed,))
+    assert jobs.get("minima_sharpness") == 1 and "minima_interpolate" not in jobs and "train" not in jobs
     cfg["minima"]["sharpness"]["runs_per_job"] = 1
     cfg["minima"]["interpolation"]["pairs_per_job"] = 1
     one_each = tmp_path / "one_each.yaml"
