@@ -2,8 +2,11 @@
 # Training (rule train) runs the eta x S grid (its diagonal is the beta ladder), the schedule
 # swaps, and at medium/paper scale the label-noise (memorization) grid and the beta ladders
 # per train size (breaking point); here: sharpness of every grid run at its matched train
-# loss (one cached job per run), 1-D interpolation per configured pair (seed replicates may
-# evaluate only the six points of claims B7), then tables, figures and claims B1-B7
+# loss, 1-D interpolation per configured pair (seed replicates may evaluate only the six
+# points of claims B7), then tables, figures and claims B1-B7. A sharpness (interpolation)
+# job measures a part: minima.sharpness.runs_per_job runs of one experiment
+# (minima.interpolation.pairs_per_job pairs), one file per part, one record per run; 1 at
+# paper scale (one cached GPU job per run), all in one job by default (torch start-up once)
 # (protocol: docs/CLAIMS.md section 4).
 # Memorization and breaking outputs always exist: "not run at this scale" when the config
 # has no such experiment (claims B5/B6 are then inconclusive).
@@ -26,31 +29,25 @@ CLAIM_PAPERS.append("minima")
 
 rule minima_sharpness:
     input:
-        model=f"{run_dir('{experiment}', '{run}')}/model.pt",
-        status=f"{run_dir('{experiment}', '{run}')}/status.json",
+        unpack(MINIMA.sharpness_inputs),
     output:
-        f"{MINIMA_METRICS}/sharpness/{{experiment}}/{{run}}.json",
+        f"{MINIMA_METRICS}/sharpness/{{experiment}}/{{part}}.json",
     log:
-        f"{RESULTS}/logs/minima/sharpness/{{experiment}}/{{run}}.log",
+        f"{RESULTS}/logs/minima/sharpness/{{experiment}}/{{part}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/minima/sharpness/{{experiment}}/{{run}}.tsv"
+        f"{RESULTS}/benchmarks/minima/sharpness/{{experiment}}/{{part}}.tsv"
+    wildcard_constraints:
+        part=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
     conda:
         "../envs/repro.yaml"
     threads: config["threads"]
     resources:
         mem_mb=4000,
-        runtime=lambda wildcards, attempt: costs.measure_runtime_min(
-            RUNS[(wildcards.experiment, wildcards.run)],
-            costs.sharpness_passes(
-                config["minima"]["sharpness"],
-                costs.train_images(RUNS[(wildcards.experiment, wildcards.run)]),
-            ),
-            attempt,
-        ),
+        runtime=MINIMA.sharpness_runtime,
         gpu=config["minima"]["gpu"],
     params:
         settings=MINIMA.sharpness_settings,
-        data=MINIMA.run_data,
+        data=MINIMA.sharpness_data,
         device=config["device"],
         data_root=config["data_root"],
         download=config["download"],
@@ -62,22 +59,22 @@ rule minima_interpolate:
     input:
         unpack(MINIMA.pair_inputs),
     output:
-        f"{MINIMA_METRICS}/interpolation/{{pair}}.csv",
+        f"{MINIMA_METRICS}/interpolation/{{part}}.csv",
     log:
-        f"{RESULTS}/logs/minima/interpolation/{{pair}}.log",
+        f"{RESULTS}/logs/minima/interpolation/{{part}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/minima/interpolation/{{pair}}.tsv"
+        f"{RESULTS}/benchmarks/minima/interpolation/{{part}}.tsv"
     wildcard_constraints:
-        pair=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
+        part=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
     conda:
         "../envs/repro.yaml"
     threads: config["threads"]
     resources:
         mem_mb=4000,
-        runtime=60,
+        runtime=MINIMA.interpolation_runtime,
         gpu=config["minima"]["gpu"],
     params:
-        pair=MINIMA.pair_spec,
+        pairs=MINIMA.pair_specs,
         settings=MINIMA.interpolation_settings,
         device=config["device"],
         data_root=config["data_root"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 import sys
@@ -44,6 +45,20 @@ def test_a_batched_job_asks_the_sum_of_its_runs_time_and_the_largest_memory():
         assert alone[0] > 30 * attempt and alone[1] == 30 * attempt  # one projected, one at the floor
         assert costs.train_batch_runtime_min([cnn, mlp], attempt, floor_min=30) == sum(alone)
     assert costs.train_batch_mem_mb([cnn, mlp]) == max(costs.train_mem_mb(cnn), costs.train_mem_mb(mlp))
+
+
+def test_a_job_measuring_several_runs_pays_start_up_once_and_the_sum_of_their_work():
+    small = {"dataset": "mnist5k", "model": {"name": "mlp", "depth": 2, "width": 128}, "train": {}}
+    big = {"dataset": "cifar10", "model": {"name": "resnet", "depth": 56, "widths": [16, 32, 64]}, "train": {}}
+    assert costs.measure_runtime_sum_min([(big, 500.0)], attempt=2) == costs.measure_runtime_min(big, 500.0, attempt=2)
+    seconds = sum(costs.architecture(r["model"], r["dataset"])["flops_per_image"] * p * costs.train_images(r)
+                  for r, p in ((big, 500.0), (small, 80.0), (big, 500.0))) / costs.GPU_FLOPS
+    both = costs.measure_runtime_sum_min([(big, 500.0), (small, 80.0), (big, 500.0)])
+    assert both == math.ceil(costs.OVERHEAD_MIN + costs.SAFETY * seconds / 60)
+    assert costs.measure_runtime_min(big, 500.0) <= both <= 2 * costs.measure_runtime_min(big, 500.0) + \
+        costs.measure_runtime_min(small, 80.0)
+    assert costs.interpolation_runtime_min(1) == costs.INTERPOLATION_PAIR_MIN == 60  # paper scale: one pair a job
+    assert costs.interpolation_runtime_min(9) == 9 * 60
 
 
 @pytest.fixture(scope="module")

@@ -353,6 +353,81 @@ def test_measure_sharpness_matches_dense_hessian(tmp_path):
     assert sh["n_examples"] == 30 and out["matched"]
 
 
+@pytest.fixture(scope="module")
+def digit_runs(tmp_path_factory):
+    """Two completed runs (MLPs at different random inits) and a diverged one on digits, saved
+    as the train rule saves them."""
+    root = tmp_path_factory.mktemp("parts")
+    spec = {"name": "mlp", "depth": 1, "width": 16}
+    cfg = dict(seed=0, dataset="digits", model=spec, train=dict(lr=0.1, batch_size=32, epochs=5, stop_at_train_loss=3.0))
+    runs = {}
+    for name, seed in (("a_s0", 1), ("b_s0", 2)):
+        torch.manual_seed(seed)
+        model = build_model(spec, (1, 8, 8), 10)
+        d = _write_run(root, "minima_g", name, dict(_status(0.1, 32, train_loss=2.3, target=3.0), config=cfg))
+        io.save_torch({"state_dict": model.state_dict(), "model": spec, "input_shape": [1, 8, 8], "num_classes": 10},
+                      d / "model.pt")
+        runs[name] = d
+    runs["c_s0"] = _write_run(root, "minima_g", "c_s0", _status(5.0, 16, status="diverged"))
+    return runs
+
+
+def _without_wall_time(records):
+    return [{k: v for k, v in r.items() if k != "wall_s"} for r in records]
+
+
+def test_a_run_measured_in_a_shared_sharpness_job_equals_its_own_job(tmp_path, digit_runs, one_thread):
+    settings = mp.sharpness_settings({"sharpness": {"n_examples": 200, "n_probes": 4, "tol": 0.01}}, {})
+    data = mp.data_spec({"dataset": "digits"})
+
+    def job(names, out):
+        runs = [digit_runs[n] for n in names]
+        return mm.sharpness_job([r / "model.pt" for r in runs], [r / "status.json" for r in runs], [data] * len(runs),
+                                tmp_path / out, settings)
+
+    before = torch.get_rng_state()
+    shared = job(["a_s0", "c_s0", "b_s0"], "shared.json")
+    assert torch.equal(torch.get_rng_state(), before)  # each run starts from (and leaves) the job's random state
+    alone = {n: job([n], f"{n}.json") for n in ("a_s0", "b_s0", "c_s0")}
+    reverse = job(["b_s0", "c_s0", "a_s0"], "reverse.json")
+    assert [r["run"] for r in shared] == ["a_s0", "c_s0", "b_s0"]
+    assert shared[0]["sharpness"]["lambda_max"] > 0 and shared[1]["sharpness"]["lambda_max"] is None
+    assert _without_wall_time(shared) == _without_wall_time([alone[n][0] for n in ("a_s0", "c_s0", "b_s0")])
+    assert _without_wall_time(reverse) == _without_wall_time(shared[::-1])
+    # the part's file is a list of the same records, and the runs table reads it per run
+    saved = json.loads((tmp_path / "shared.json").read_text())
+    assert _without_wall_time(saved) == _without_wall_time(json.loads(json.dumps(shared)))
+    assert [r["run"] for r in mt.read_sharpness([tmp_path / "shared.json", tmp_path / "a_s0.json"])] == \
+        ["a_s0", "c_s0", "b_s0", "a_s0"]
+    assert "runs_per_job" not in saved[0]["settings"]  # job layout is not a measurement setting
+
+
+def test_a_pair_interpolated_in_a_shared_job_equals_its_own_job(tmp_path, digit_runs, one_thread):
+    settings = {k: v for k, v in dict(mp.paper_defaults()["interpolation"], num=25, bn_examples=100).items()
+                if k not in ("pairs", "claim_points_only", "pairs_per_job")}
+    data = mp.data_spec({"dataset": "digits"})
+    pairs = [("ab", "a_s0", "b_s0", False), ("ba", "b_s0", "a_s0", True), ("ac", "a_s0", "c_s0", False)]
+
+    def job(chosen, out):
+        specs = [{"pair": p, "a": f"minima_g/{a}", "b": f"minima_g/{b}", "data": data, "group": "g", "label": p,
+                  "claim_points_only": only} for p, a, b, only in chosen]
+        ends = [digit_runs[r] for _, a, b, _ in chosen for r in (a, b)]
+        return mm.interpolation_job(specs, [e / "model.pt" for e in ends], [e / "status.json" for e in ends],
+                                    tmp_path / out, settings)
+
+    shared = job(pairs, "shared.csv")
+    assert list(shared.pair.unique()) == ["ab", "ba", "ac"]
+    assert len(shared[shared.pair == "ba"].alpha.unique()) == 6 and shared[shared.pair == "ac"].value.isna().all()
+    for chosen in pairs:
+        alone = job([chosen], f"{chosen[0]}.csv")
+        pd.testing.assert_frame_equal(shared[shared.pair == chosen[0]].reset_index(drop=True), alone)
+        assert shared[shared.pair == chosen[0]].value.notna().sum() == alone.value.notna().sum()
+    on_disk = pd.read_csv(tmp_path / "shared.csv")
+    assert len(on_disk) == len(shared) and on_disk.value.equals(shared.value)
+    with pytest.raises(ValueError, match="2 pairs need 4 models"):
+        mm.interpolation_job([{}, {}], ["m"], ["s"], tmp_path / "x.csv", settings)
+
+
 def test_sharpness_of_a_diverged_run_is_missing_not_zero(tmp_path):
     run = _write_run(tmp_path, "minima_g", "big_s0", _status(5.0, 16, status="diverged"))
     out = mm.measure_sharpness(run / "model.pt", run / "status.json", None, mp.paper_defaults()["sharpness"])
@@ -413,6 +488,75 @@ def test_plan_checks_pairs_roles_and_analysis_keys():
         mp.plan(typo, expand_runs(typo))
     settings = mp.sharpness_settings({"sharpness": {"n_probes": 7}}, {"sharpness": {"tol": 0.5}})
     assert settings["n_probes"] == 7 and settings["tol"] == 0.5 and settings["n_examples"] == 1000
+
+
+def test_job_parts_keep_order_and_name_a_single_run_after_itself():
+    names = ["r1_s0", "r2_s0", "r3_s0"]
+    assert mp.job_parts(names, None) == {"part1of1": names}
+    assert mp.job_parts(names, 5) == {"part1of1": names}
+    assert mp.job_parts(names, 2) == {"part1of2": ["r1_s0", "r2_s0"], "part2of2": ["r3_s0"]}
+    assert mp.job_parts(names, 1) == {n: [n] for n in names}  # paper scale: one cached file per run
+    assert mp.job_parts([], None) == {} and mp.job_parts([], 1) == {}
+
+
+def _workflow(cfg):
+    from repro.settings import validate_config
+
+    cfg = validate_config(cfg)
+    return mp.Workflow(cfg, expand_runs(cfg), "results", lambda e, r: f"results/runs/{e}/{r}")
+
+
+def test_workflow_parts_per_experiment_and_the_paper_scale_keeps_one_per_job():
+    import yaml
+    from pathlib import Path
+    from types import SimpleNamespace as W
+
+    cfg = _config(interpolation=dict(pairs={"p": dict(a="minima_g/base_s0", b="minima_h/base_s1"),
+                                            "q_s1": dict(a="minima_h/base_s0", b="minima_h/base_s1")},
+                                     claim_points_only=["_s1"]))
+    cfg["experiments"]["minima_g"]["seeds"] = [0, 1, 2]
+    cfg["experiments"]["minima_h"] = dict(copy.deepcopy(cfg["experiments"]["minima_g"]), seeds=[0, 1])
+    cfg["experiments"]["minima_h"]["analysis"] = dict(role="sharpness", sharpness=dict(n_probes=5))
+    flow = _workflow(copy.deepcopy(cfg))  # default: all runs of an experiment, all pairs, in one job each
+    assert flow.sharpness_parts == {("minima_g", "part1of1"): ["base_s0", "base_s1", "base_s2"],
+                                    ("minima_h", "part1of1"): ["base_s0", "base_s1"]}
+    assert flow.sharpness_files() == ["results/metrics/minima/sharpness/minima_g/part1of1.json",
+                                      "results/metrics/minima/sharpness/minima_h/part1of1.json"]
+    wc = W(experiment="minima_h", part="part1of1")
+    assert flow.sharpness_inputs(wc)["models"] == ["results/runs/minima_h/base_s0/model.pt",
+                                                   "results/runs/minima_h/base_s1/model.pt"]
+    assert len(flow.sharpness_data(wc)) == 2 and flow.sharpness_settings(wc)["n_probes"] == 5
+    assert "runs_per_job" not in flow.sharpness_settings(wc)
+    specs = flow.pair_specs(W(part="part1of1"))
+    assert [(s["pair"], s["claim_points_only"]) for s in specs] == [("p", False), ("q_s1", True)]
+    assert flow.pair_inputs(W(part="part1of1"))["statuses"] == [
+        f"results/runs/{r}/status.json" for r in ("minima_g/base_s0", "minima_h/base_s1", "minima_h/base_s0",
+                                                  "minima_h/base_s1")]
+    assert set(flow.interpolation_settings()) >= {"num", "side_offset"}
+    assert not set(flow.interpolation_settings()) & {"pairs", "claim_points_only", "pairs_per_job"}
+    # a part's time limit: start-up once + the sum over its runs; pairs: the sum over its pairs
+    one = flow.sharpness_runtime(W(experiment="minima_g", part="part1of1"), 1)
+    assert one == mp.costs.measure_runtime_sum_min([(flow.runs[("minima_g", f"base_s{s}")], mp.costs.sharpness_passes(
+        flow.paper_settings("sharpness"), 1437)) for s in range(3)], 1)
+    assert flow.interpolation_runtime(W(part="part1of1")) == 2 * mp.costs.INTERPOLATION_PAIR_MIN
+
+    cfg["minima"]["sharpness"] = dict(runs_per_job=2)
+    cfg["minima"]["interpolation"]["pairs_per_job"] = 1
+    flow = _workflow(copy.deepcopy(cfg))
+    assert flow.sharpness_parts == {("minima_g", "part1of2"): ["base_s0", "base_s1"],
+                                    ("minima_g", "part2of2"): ["base_s2"], ("minima_h", "part1of1"): ["base_s0", "base_s1"]}
+    assert flow.interpolation_files() == ["results/metrics/minima/interpolation/p.csv",
+                                          "results/metrics/minima/interpolation/q_s1.csv"]
+    assert flow.interpolation_runtime(W(part="p")) == mp.costs.INTERPOLATION_PAIR_MIN
+    cfg["minima"]["sharpness"] = dict(runs_per_job=1)
+    assert _workflow(copy.deepcopy(cfg)).sharpness_files()[0] == "results/metrics/minima/sharpness/minima_g/base_s0.json"
+    bad = copy.deepcopy(cfg)
+    bad["minima"]["sharpness"] = dict(runs_per_job=0)
+    with pytest.raises(ConfigError, match="runs_per_job"):
+        _workflow(bad)
+    # the paper scale (SLURM, one GPU per job) keeps one cached job per run and per pair
+    paper = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "paper.yaml").read_text())["minima"]
+    assert paper["sharpness"]["runs_per_job"] == 1 and paper["interpolation"]["pairs_per_job"] == 1
 
 
 # ------------------------------------------------------------------ figures (edge cases; the workflow test renders real ones)

@@ -3,6 +3,7 @@ changed analysis setting reruns only analysis rules."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 
@@ -134,5 +135,45 @@ def test_changing_analysis_settings_never_retrains(tiny_run, tmp_path):
     changed.write_text(yaml.safe_dump(cfg, sort_keys=False))
     jobs = planned_jobs(tiny_run, *TARGET, configfiles=(changed,))
     assert "train" not in jobs
-    assert jobs.get("minima_sharpness") == 6 and jobs.get("minima_interpolate") == 2
+    # default job layout: one sharpness job per experiment (grid: 5 runs, beta: 1), one for both pairs
+    assert jobs.get("minima_sharpness") == 2 and jobs.get("minima_interpolate") == 1
     assert "minima_schedules" in jobs and "minima_claims" in jobs
+
+
+@pytest.mark.slow
+def test_job_layout_and_a_changed_run_rerun_only_the_parts_that_hold_it(tiny_run, tmp_path):
+    """Runs (pairs) measured together are cached per part: a changed run reruns the parts
+    that hold it, never the others; the paper scale's layout (1 per job) is one job per run."""
+    import shutil
+
+    work = tmp_path / "copy"
+    shutil.copytree(tiny_run, work, symlinks=True)  # copy2 keeps modification times
+    assert planned_jobs(work, *TARGET, configfiles=("tiny_minima.yaml",)) == {}
+    sharpness = sorted(p.relative_to(work / "results/metrics/minima") for p in
+                       (work / "results/metrics/minima").rglob("*.json"))
+    assert [str(p) for p in sharpness] == ["sharpness/minima_beta/part1of1.json", "sharpness/minima_grid/part1of1.json"]
+    assert len(json.loads((work / "results/metrics/minima/sharpness/minima_grid/part1of1.json").read_text())) == 5
+
+    def change(run):  # new content (Snakemake reruns on a changed checksum, not on a touch)
+        with open(work / f"results/runs/{run}/status.json", "a") as status:
+            status.write("\n")
+
+    change("minima_beta/beta2_s0")  # in no pair
+    jobs = planned_jobs(work, *TARGET, configfiles=("tiny_minima.yaml",))
+    assert jobs.get("minima_sharpness") == 1 and "minima_interpolate" not in jobs and "train" not in jobs
+    change("minima_grid/lr0.05_bs32_s0")  # end b of pair hi_lo
+    jobs = planned_jobs(work, *TARGET, configfiles=("tiny_minima.yaml",))
+    assert jobs.get("minima_sharpness") == 2 and jobs.get("minima_interpolate") == 1 and "train" not in jobs
+    cfg = yaml.safe_load((CONFIGS / "tiny_minima.yaml").read_text())
+    own = copy.deepcopy(cfg)
+    own["experiments"]["minima_beta"]["analysis"]["sharpness"] = {"n_probes": 12}  # one experiment's setting
+    changed = tmp_path / "own.yaml"
+    changed.write_text(yaml.safe_dump(own, sort_keys=False))
+    jobs = planned_jobs(tiny_run, *TARGET, configfiles=(changed,))
+    assert jobs.get("minima_sharpness") == 1 and "minima_interpolate" not in jobs and "train" not in jobs
+    cfg["minima"]["sharpness"]["runs_per_job"] = 1
+    cfg["minima"]["interpolation"]["pairs_per_job"] = 1
+    one_each = tmp_path / "one_each.yaml"
+    one_each.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    jobs = planned_jobs(tiny_run, *TARGET, configfiles=(one_each,))
+    assert jobs.get("minima_sharpness") == 6 and jobs.get("minima_interpolate") == 2 and "train" not in jobs

@@ -240,9 +240,9 @@ def test_nan_sharpness_of_a_completed_run_is_missing_with_a_reason(tmp_path, dig
     (run / "status.json").write_text(json.dumps(dict(status="completed", stop_reason="reached train loss",
                                                      epochs_completed=3, steps=100, final=final, config=cfg)))
     settings = mp.sharpness_settings({"sharpness": {"n_examples": 64, "n_probes": 2, "tol": 0.01}}, {})
-    out = mm.sharpness_job(run / "model.pt", run / "status.json", tmp_path / "s.json", settings,
-                           mp.data_spec(cfg))
-    saved = json.loads((tmp_path / "s.json").read_text())
+    [out] = mm.sharpness_job([run / "model.pt"], [run / "status.json"], [mp.data_spec(cfg)], tmp_path / "s.json",
+                             settings)
+    [saved] = json.loads((tmp_path / "s.json").read_text())
     for rec in (out, saved):
         assert rec["sharpness"]["lambda_max"] is None and rec["sharpness"]["hessian_trace"] is None
         assert "non-finite" in rec["note"]

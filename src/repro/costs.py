@@ -107,9 +107,24 @@ def train_batch_mem_mb(runs: list[dict]) -> int:
 def measure_runtime_min(run: dict, passes: float, attempt: int = 1, flops: float = GPU_FLOPS) -> int:
     """A measurement job's time limit (minutes) for `passes` forward-equivalents over the
     run's training images (e.g. per snapshot: a few gradient passes and Hessian products)."""
-    arch = architecture(run["model"], run["dataset"])
-    seconds = arch["flops_per_image"] * passes * train_images(run) / flops
+    return measure_runtime_sum_min([(run, passes)], attempt, flops)
+
+
+def measure_runtime_sum_min(items: list[tuple[dict, float]], attempt: int = 1, flops: float = GPU_FLOPS) -> int:
+    """The time limit (minutes) of a job that measures several runs one after another, each
+    (run, passes) as in :func:`measure_runtime_min`: start-up once plus SAFETY x the sum of
+    the runs' projections (for one run, exactly :func:`measure_runtime_min`)."""
+    seconds = sum(architecture(run["model"], run["dataset"])["flops_per_image"] * passes * train_images(run)
+                  for run, passes in items) / flops
     return int(math.ceil(OVERHEAD_MIN + SAFETY * seconds / 60)) * int(attempt)
+
+
+INTERPOLATION_PAIR_MIN = 60  # paper B, one pair: ~35 alphas x (train + test set + BN batches) forward
+
+
+def interpolation_runtime_min(pairs: int) -> int:
+    """Paper B's interpolation job: the sum of its pairs' limits."""
+    return INTERPOLATION_PAIR_MIN * int(pairs)
 
 
 def paper_projection(runs: dict, flops: float = GPU_FLOPS) -> dict[str, dict]:

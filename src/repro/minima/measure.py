@@ -1,12 +1,17 @@
-"""Paper B's torch jobs: sharpness of a saved model at its matched train loss (rule
-minima_sharpness) and the 1-D interpolation between two saved models (rule
-minima_interpolate). See repro.minima for what each number means."""
+"""Paper B's torch jobs: sharpness of saved models at their matched train loss (rule
+minima_sharpness) and the 1-D interpolation between pairs of saved models (rule
+minima_interpolate). One job measures several runs (pairs) one after another, each exactly
+as a job of its own would (:func:`as_if_alone`); see repro.minima for what each number means."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
+import random
 import time
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -19,6 +24,37 @@ def load_run_data(spec: dict, data_root="data", download=False):
     from ..data import load_run_dataset
 
     return load_run_dataset(spec, data_root, download)
+
+
+class DataCache:
+    """Each distinct data spec loaded once per job (a job's runs often share their data set;
+    the measurements only read its tensors)."""
+
+    def __init__(self, data_root="data", download=False):
+        self.data_root, self.download, self._loaded = data_root, download, {}
+
+    def __call__(self, spec: dict):
+        key = json.dumps(spec, sort_keys=True)
+        if key not in self._loaded:
+            self._loaded[key] = load_run_data(spec, self.data_root, self.download)
+        return self._loaded[key]
+
+
+@contextlib.contextmanager
+def as_if_alone(device="cpu"):
+    """Run one measurement from the random state the job started with and restore it after,
+    so a run's numbers never depend on which runs share its job. (The measurements draw only
+    from their own seeded generators; this also fences off any global draw: torch, CUDA,
+    numpy, random.)"""
+    dev = torch.device(device)
+    cuda = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
+    np_state, py_state = np.random.get_state(), random.getstate()
+    try:
+        with torch.random.fork_rng(devices=cuda):
+            yield
+    finally:
+        np.random.set_state(np_state)
+        random.setstate(py_state)
 
 
 def run_facts(record: RunRecord) -> dict:
@@ -104,14 +140,19 @@ def measure_sharpness(model_path, status_path, data, settings: dict, device="cpu
     return out
 
 
-def sharpness_job(model_path, status_path, out_path, settings: dict, data: dict, data_root="data",
-                  download=False, device="cpu") -> dict:
-    """Rule minima_sharpness: measure one run (data loaded only when there is a model to measure)."""
-    done = RunRecord.read(status_path).completed
-    dataset = load_run_data(data, data_root, download) if done else None
-    result = measure_sharpness(model_path, status_path, dataset, settings, device)
-    atomic_write_json(out_path, result)
-    return result
+def sharpness_job(model_paths, status_paths, data_specs, out_path, settings: dict, data_root="data",
+                  download=False, device="cpu") -> list[dict]:
+    """Rule minima_sharpness: measure each run of a part (model, status and data spec, in
+    order; data loaded only when there is a model to measure) and write their records as one
+    JSON list, each record what a job of its own would have written."""
+    datasets = DataCache(data_root, download)
+    results = []
+    for model_path, status_path, spec in zip(model_paths, status_paths, data_specs, strict=True):
+        dataset = datasets(spec) if RunRecord.read(status_path).completed else None
+        with as_if_alone(device):
+            results.append(measure_sharpness(model_path, status_path, dataset, settings, device))
+    atomic_write_json(out_path, results)
+    return results
 
 
 def claim_alphas(d: float) -> list[float]:
@@ -134,10 +175,12 @@ def interpolation_alphas(settings: dict) -> list[float]:
 
 
 def interpolate_pair(pair: str, a: dict, b: dict, settings: dict, data_root="data", download=False,
-                     device="cpu", group: str | None = None, label: str | None = None) -> pd.DataFrame:
+                     device="cpu", group: str | None = None, label: str | None = None,
+                     datasets: DataCache | None = None) -> pd.DataFrame:
     """Loss/accuracy along the line between two saved runs; a = {model, status, data} paths
     and data spec. `group`: the comparison group of run a's experiment (claims B7 compare
-    pairs within it); `label`: the comparison this pair repeats over seeds (claims B7)."""
+    pairs within it); `label`: the comparison this pair repeats over seeds (claims B7);
+    `datasets`: the job's :class:`DataCache` (default: load the data)."""
     from ..interpolate import interpolation_curve
     from ..train import load_model
 
@@ -153,7 +196,7 @@ def interpolate_pair(pair: str, a: dict, b: dict, settings: dict, data_root="dat
         rows = [{**head, "alpha": al, "split": s, "metric": m, "value": math.nan, "note": "; ".join(bad)}
                 for al in alphas for s in ("train", "test") for m in ("loss", "accuracy")]
         return pd.DataFrame(rows)
-    data = load_run_data(a["data"], data_root, download)
+    data = (datasets or DataCache(data_root, download))(a["data"])
     model_a, _ = load_model(a["model"], device)
     model_b, _ = load_model(b["model"], device)
     splits = {"train": (data.x_train.to(device), data.y_train.to(device)),
@@ -163,9 +206,23 @@ def interpolate_pair(pair: str, a: dict, b: dict, settings: dict, data_root="dat
     return pd.concat([pd.DataFrame([head] * len(curve)), curve], axis=1)
 
 
-def interpolation_job(pair: str, a: dict, b: dict, settings: dict, out_path, data_root="data", download=False,
-                      device="cpu", group: str | None = None, label: str | None = None) -> pd.DataFrame:
-    """Rule minima_interpolate: :func:`interpolate_pair`, written as CSV."""
-    table = interpolate_pair(pair, a, b, settings, data_root, download, device, group, label)
+def interpolation_job(pairs: list[dict], model_paths, status_paths, out_path, settings: dict, data_root="data",
+                      download=False, device="cpu") -> pd.DataFrame:
+    """Rule minima_interpolate: :func:`interpolate_pair` for each pair of a part, its tables
+    one after another in one CSV. `pairs`: repro.minima.plan's pair specs (pair, data, group,
+    label, claim_points_only); `model_paths`, `status_paths`: ends a and b of the first pair,
+    then of the next."""
+    if len(model_paths) != 2 * len(pairs) or len(status_paths) != 2 * len(pairs):
+        raise ValueError(f"{len(pairs)} pairs need {2 * len(pairs)} models and status files, "
+                         f"got {len(model_paths)} and {len(status_paths)}")
+    datasets = DataCache(data_root, download)
+    tables = []
+    for i, spec in enumerate(pairs):
+        a, b = ({"model": model_paths[j], "status": status_paths[j], "data": spec["data"]} for j in (2 * i, 2 * i + 1))
+        own = {**settings, "claim_points_only": spec["claim_points_only"]}
+        with as_if_alone(device):
+            tables.append(interpolate_pair(spec["pair"], a, b, own, data_root, download, device, spec["group"],
+                                           spec["label"], datasets))
+    table = pd.concat(tables, ignore_index=True)
     atomic_write_text(out_path, table.to_csv(index=False))
     return table

@@ -10,6 +10,7 @@ import functools
 import re
 from collections.abc import Callable
 
+from .. import costs
 from ..papers import get as get_paper
 from ..runs import lr_over_batch, same_ratio
 from ..settings import ConfigError, check_override, deep_merge, schema_defaults
@@ -17,6 +18,8 @@ from ..settings import ConfigError, check_override, deep_merge, schema_defaults
 PAPER = get_paper("minima")
 KEY = PAPER.key
 SECTIONS = ("sharpness", "interpolation", "memorization", "breaking")
+# how many runs (pairs) one job measures: job layout only, never part of a measurement's settings
+JOB_SIZE = {"sharpness": "runs_per_job", "interpolation": "pairs_per_job"}
 
 
 def run_id(key: tuple[str, str]) -> str:
@@ -54,9 +57,25 @@ def default_group(exp: dict) -> str:
 
 
 def sharpness_settings(paper: dict, analysis: dict) -> dict:
-    """Paper-wide sharpness settings overridden by the experiment's own."""
+    """Paper-wide sharpness settings overridden by the experiment's own (what one run's
+    measurement uses; the job size runs_per_job is not among them)."""
     base = deep_merge(_defaults()["sharpness"], paper.get("sharpness"))
-    return deep_merge(base, analysis.get("sharpness"))
+    merged = deep_merge(base, analysis.get("sharpness"))
+    merged.pop(JOB_SIZE["sharpness"], None)
+    return merged
+
+
+def job_parts(names: list[str], size: int | None) -> dict[str, list[str]]:
+    """`names` in order, cut into jobs of at most `size` (None: one job): {part: names}.
+
+    size 1 names each job after its one member (one cached file per run or pair, the paper
+    scale); otherwise part<i>of<n>. Which names a part holds is in its rule's input and
+    params, so a part whose members or settings change is run again, never reused."""
+    if size == 1:
+        return {name: [name] for name in names}
+    size = size or max(1, len(names))
+    chunks = [names[i:i + size] for i in range(0, len(names), size)]
+    return {f"part{i}of{len(chunks)}": chunk for i, chunk in enumerate(chunks, start=1)}
 
 
 def _check_constant(runs: dict, keys: list, why: str, hint: str = "") -> None:
@@ -141,15 +160,47 @@ class Workflow:
         self.config, self.runs, self.results, self._run_dir = config, runs, results, run_dir
         self.plan = plan(config, runs)
         self.metrics = f"{results}/metrics/{KEY}"
+        by_experiment: dict[str, list[str]] = {}
+        for exp_name, run in self.plan["sharpness"]:
+            by_experiment.setdefault(exp_name, []).append(run)
+        size = self.paper_settings("sharpness")[JOB_SIZE["sharpness"]]
+        # (experiment, part) -> its runs; one experiment's runs share their settings
+        self.sharpness_parts = {(exp_name, part): members for exp_name, names in by_experiment.items()
+                                for part, members in job_parts(names, size).items()}
+        # part -> its pairs
+        self.interpolation_parts = job_parts(list(self.plan["pairs"]),
+                                             self.paper_settings("interpolation")[JOB_SIZE["interpolation"]])
 
     def run_dir(self, key) -> str:
         return self._run_dir(*key)
 
     def sharpness_files(self, wildcards=None) -> list[str]:
-        return [f"{self.metrics}/sharpness/{e}/{r}.json" for e, r in self.plan["sharpness"]]
+        """One JSON per part (a list of per-run records: repro.minima.tables.read_sharpness)."""
+        return [f"{self.metrics}/sharpness/{e}/{part}.json" for e, part in self.sharpness_parts]
 
     def interpolation_files(self, wildcards=None) -> list[str]:
-        return [f"{self.metrics}/interpolation/{pair}.csv" for pair in self.plan["pairs"]]
+        """One CSV per part (its pairs' tables one after another)."""
+        return [f"{self.metrics}/interpolation/{part}.csv" for part in self.interpolation_parts]
+
+    def _sharpness_keys(self, wildcards) -> list[tuple[str, str]]:
+        return [(wildcards.experiment, run) for run in self.sharpness_parts[(wildcards.experiment, wildcards.part)]]
+
+    def sharpness_inputs(self, wildcards) -> dict:
+        """model.pt and status.json of every run of the part, in the part's order."""
+        keys = self._sharpness_keys(wildcards)
+        return {"models": [f"{self.run_dir(k)}/model.pt" for k in keys],
+                "statuses": [f"{self.run_dir(k)}/status.json" for k in keys]}
+
+    def sharpness_data(self, wildcards) -> list[dict]:
+        """Each run's data spec (:func:`data_spec`), in the part's order."""
+        return [data_spec(self.runs[k]) for k in self._sharpness_keys(wildcards)]
+
+    def sharpness_runtime(self, wildcards, attempt) -> int:
+        """The part's time limit: start-up once plus the sum of its runs' projections."""
+        paper = self.paper_settings("sharpness")
+        cfgs = [self.runs[k] for k in self._sharpness_keys(wildcards)]
+        return costs.measure_runtime_sum_min(
+            [(cfg, costs.sharpness_passes(paper, costs.train_images(cfg))) for cfg in cfgs], attempt)
 
     def role_files(self, role: str, name: str) -> list[str]:
         """`name` (status.json, history.csv) of every run of the experiments with this role."""
@@ -160,30 +211,40 @@ class Workflow:
         return deep_merge(_defaults()[section], (self.config.get(KEY) or {}).get(section))
 
     def pair_inputs(self, wildcards) -> dict:
-        pair = self.plan["pairs"][wildcards.pair]
-        return {f"{end}_{name}": f"{self.run_dir(pair[end])}/{name}.{ext}"
-                for end in ("a", "b") for name, ext in (("model", "pt"), ("status", "json"))}
+        """model.pt and status.json of both ends of every pair of the part: a, b of the first
+        pair, then a, b of the next."""
+        keys = [self.plan["pairs"][name][end] for name in self.interpolation_parts[wildcards.part]
+                for end in ("a", "b")]
+        return {"models": [f"{self.run_dir(k)}/model.pt" for k in keys],
+                "statuses": [f"{self.run_dir(k)}/status.json" for k in keys]}
 
     def sharpness_settings(self, wildcards) -> dict:
         return sharpness_settings(self.config.get(KEY) or {}, self.plan["experiments"][wildcards.experiment])
 
-    def run_data(self, wildcards) -> dict:
-        return data_spec(self.runs[(wildcards.experiment, wildcards.run)])
+    def pair_spec(self, name: str) -> dict:
+        """What one pair's interpolation needs besides the models: its name, run ids, data spec,
+        comparison group and label, and its ``claim_points_only`` flag (its name ends with one
+        of minima.interpolation.claim_points_only)."""
+        pair = self.plan["pairs"][name]
+        endings = tuple(self.paper_settings("interpolation").get("claim_points_only") or ())
+        return {"pair": name, "a": run_id(pair["a"]), "b": run_id(pair["b"]), "data": data_spec(self.runs[pair["a"]]),
+                "group": self.plan["experiments"][pair["a"][0]]["group"], "label": pair["label"],
+                "claim_points_only": bool(endings) and name.endswith(endings)}
 
-    def pair_spec(self, wildcards) -> dict:
-        pair = self.plan["pairs"][wildcards.pair]
-        return {"a": run_id(pair["a"]), "b": run_id(pair["b"]), "data": data_spec(self.runs[pair["a"]]),
-                "group": self.plan["experiments"][pair["a"][0]]["group"], "label": pair["label"]}
+    def pair_specs(self, wildcards) -> list[dict]:
+        """:meth:`pair_spec` of every pair of the part, in the part's order."""
+        return [self.pair_spec(name) for name in self.interpolation_parts[wildcards.part]]
+
+    def interpolation_runtime(self, wildcards) -> int:
+        """The part's time limit: the sum over its pairs."""
+        return costs.interpolation_runtime_min(len(self.interpolation_parts[wildcards.part]))
 
     def interpolation_settings(self, wildcards=None) -> dict:
-        """The interpolation settings one pair's job needs; with a pair (wildcards), its
-        ``claim_points_only`` flag: its name ends with one of minima.interpolation.claim_points_only."""
+        """The paper-wide interpolation settings every pair shares (a pair's own flag is in
+        :meth:`pair_spec`)."""
         settings = self.paper_settings("interpolation")
-        endings = tuple(settings.get("claim_points_only") or ())
-        out = {k: v for k, v in settings.items() if k not in ("pairs", "claim_points_only")}
-        if wildcards is not None and hasattr(wildcards, "pair"):
-            out["claim_points_only"] = bool(endings) and wildcards.pair.endswith(endings)
-        return out
+        drop = ("pairs", "claim_points_only", JOB_SIZE["interpolation"])
+        return {k: v for k, v in settings.items() if k not in drop}
 
     def experiment_flags(self, *keys) -> dict:
         return {name: {k: analysis.get(k) for k in keys} for name, analysis in self.plan["experiments"].items()}

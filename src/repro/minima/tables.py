@@ -37,8 +37,13 @@ def equal_ratio_values(results: list[dict], experiments: dict) -> dict[str, list
 
 
 def read_sharpness(paths) -> list[dict]:
-    """The sharpness records (rule minima_sharpness's JSON files), in the given order."""
-    return [json.loads(Path(p).read_text()) for p in paths]
+    """The per-run sharpness records of rule minima_sharpness's JSON files (each a list: the
+    runs of one part; a single record is read as a part of one), in the given order."""
+    records = []
+    for path in paths:
+        saved = json.loads(Path(path).read_text())
+        records.extend(saved if isinstance(saved, list) else [saved])
+    return records
 
 
 def runs_table(results: list[dict], experiments: dict) -> pd.DataFrame:
