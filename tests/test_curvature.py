@@ -373,6 +373,26 @@ def test_per_example_covariance_matches_loop(name, method):
 
 
 @pytest.mark.parametrize("name", ["cnn", "preact"])
+@pytest.mark.parametrize("narrow", [8, 4096])
+def test_per_example_covariance_through_syrk_and_grouped_blocks(name, narrow, monkeypatch):
+    """Enough examples for the BLAS syrk Gram (SYRK_MIN_ROWS), with the parameter blocks
+    grouped into shared products (default width) or each wide enough for its own (8): the
+    spectrum of the explicit per-example gradients either way."""
+    from repro.curvature import gradient_covariance as gcov
+    monkeypatch.setattr(gcov, "NARROW_COLUMNS", narrow)
+    model = MODELS[name]()
+    M = gcov.SYRK_MIN_ROWS + 2
+    X, Y = data(name, M, seed=5)
+    batches = split(X, Y, [1] * M)
+    K = dense_K(model, CE, batches)
+    ref = torch.linalg.eigvalsh(K).flip(0)
+    out = grad_covariance_eigs(model, CE, batches, k=5)
+    assert out["method"] == "gram"
+    assert rel(out["eigs"], ref[:5]) <= 1e-6
+    assert abs(out["trace"] - float(torch.trace(K))) <= 1e-6 * float(torch.trace(K))
+
+
+@pytest.mark.parametrize("name", ["cnn", "preact"])
 def test_minibatch_covariance_and_chunking(name):
     """g_m = mean gradient of batch m (unequal sizes), several chunks of batches."""
     model = MODELS[name]()
@@ -459,6 +479,21 @@ def test_block_triangular_gram():
     from repro.curvature.gradient_covariance import _sym_gram
     phi = torch.randn(601, 37, dtype=DT, generator=torch.Generator().manual_seed(0))
     assert torch.allclose(_sym_gram(phi), phi @ phi.T, rtol=1e-12, atol=1e-12)
+    assert torch.allclose(_sym_gram(phi, syrk=False), phi @ phi.T, rtol=1e-12, atol=1e-12)   # 4-block triangle
+
+
+@pytest.mark.parametrize("rows", [128, 300])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_syrk_gram_is_the_full_symmetric_product(rows, dtype):
+    """BLAS syrk fills one triangle; _sym_gram returns the whole symmetric matrix, from a
+    non-contiguous input too, in the input's dtype."""
+    from repro.curvature.gradient_covariance import _sym_gram
+    phi = torch.randn(45, rows, dtype=dtype, generator=torch.Generator().manual_seed(1)).T   # (rows, 45), strided
+    G = _sym_gram(phi)
+    ref = phi.double() @ phi.double().T
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    assert G.dtype == dtype and G.shape == (rows, rows) and torch.equal(G, G.T)
+    assert torch.allclose(G.double(), ref, rtol=tol, atol=tol * float(ref.abs().max()))
 
 
 def test_unsupported_layer_falls_back_to_vmap():
