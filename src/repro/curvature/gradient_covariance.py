@@ -474,8 +474,9 @@ def _gram_of(feats: list, kind: str) -> Tensor:
 
 
 def _segment_sum(t: Tensor, sizes: list[int]) -> Tensor:
-    """Sum rows of t (n × d) within consecutive segments of the given sizes."""
-    if all(s == 1 for s in sizes):
+    """Sum rows of t (n × d) within consecutive segments of the given sizes (each >= 1: as
+    many segments as rows means one row each, an O(1) test instead of a pass over sizes)."""
+    if len(sizes) == len(t):
         return t
     idx = torch.repeat_interleave(torch.arange(len(sizes), device=t.device),
                                   torch.tensor(sizes, device=t.device))
@@ -486,7 +487,7 @@ def _outer_sums(B3: Tensor, U3: Tensor, sizes: list[int], max_elems: int = 2**25
     """Per-group Σ_{i in group, t} b_it u_itᵀ, flattened: B3 (n, o, T), U3 (n, i, T) -> (groups, o*i)."""
     n, o, T = B3.shape
     i_dim = U3.shape[1]
-    if all(s == 1 for s in sizes):
+    if len(sizes) == n:                       # one example per group (sizes are >= 1)
         step = max(1, max_elems // max(1, o * i_dim))
         return torch.cat([torch.bmm(B3[s:s + step], U3[s:s + step].transpose(1, 2)).reshape(-1, o * i_dim)
                           for s in range(0, n, step)])
@@ -515,7 +516,7 @@ def _conv_weight_grads(m: nn.Conv2d, A: Tensor, B: Tensor, sizes: list[int], max
             b, a, w, None, list(m.stride), pad, list(m.dilation), False, [0, 0], m.groups,
             [False, True, False])[1]
 
-    if not all(s == 1 for s in sizes):
+    if len(sizes) != len(A):                  # groups of several examples (sizes are >= 1)
         rows, s = [], 0
         for size in sizes:
             rows.append(wgrad(A[s:s + size], B[s:s + size]).reshape(-1))
