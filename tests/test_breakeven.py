@@ -193,6 +193,22 @@ def test_measure_matches_dense_and_explicit_computations():
     assert cost["hessian_products"] > 0 and cost["total_grad_equiv"] > cost["covariance_grad_equiv"] == 24
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_accuracy_pass_gives_the_numbers_of_evaluate(dtype):
+    """The accuracy pass forwards in chunks but sums the loss per group as
+    repro.train.evaluate does: the same train_loss and train_acc, bit for bit, over several
+    groups, a short last group and chunks that do not divide a group."""
+    from repro.train import evaluate
+
+    model = tiny_bn_cnn().to(dtype)
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(53, 1, 10, 10, generator=gen, dtype=dtype)
+    y = torch.randint(0, 3, (53,), generator=gen)
+    for group, chunk in [(20, 6), (20, 20), (1000, 250), (7, 100)]:
+        assert bm.accuracy_and_loss(model, x, y, group=group, chunk=chunk) == evaluate(model, x, y, group)
+    assert not model.training
+
+
 def flat_loss_train_mode(model, x, y):
     """The loss SGD steps on: a copy in train mode whose BN layers track no running statistics
     (torch's own batch-statistics BN, which never writes a buffer)."""

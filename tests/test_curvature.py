@@ -373,6 +373,44 @@ def test_per_example_covariance_matches_loop(name, method):
 
 
 @pytest.mark.parametrize("name", ["cnn", "preact"])
+@pytest.mark.parametrize("narrow, unfold", [(8, 0), (4096, 10**6)])
+def test_per_example_covariance_through_syrk_and_grouped_blocks(name, narrow, unfold, monkeypatch):
+    """Enough examples for the BLAS syrk Gram (SYRK_MIN_ROWS), with the parameter blocks
+    grouped into shared products (default width) or each wide enough for its own (8), and the
+    conv weight gradients by vmap (unfold 0) or by im2col + GEMM (every layer): the spectrum
+    of the explicit per-example gradients either way."""
+    from repro.curvature import gradient_covariance as gcov
+    monkeypatch.setattr(gcov, "NARROW_COLUMNS", narrow)
+    monkeypatch.setattr(gcov, "UNFOLD_MAX_POSITIONS", unfold)
+    model = MODELS[name]()
+    M = gcov.SYRK_MIN_ROWS + 2
+    X, Y = data(name, M, seed=5)
+    batches = split(X, Y, [1] * M)
+    K = dense_K(model, CE, batches)
+    ref = torch.linalg.eigvalsh(K).flip(0)
+    out = grad_covariance_eigs(model, CE, batches, k=5)
+    assert out["method"] == "gram"
+    assert rel(out["eigs"], ref[:5]) <= 1e-6
+    assert abs(out["trace"] - float(torch.trace(K))) <= 1e-6 * float(torch.trace(K))
+
+
+@pytest.mark.parametrize("stride, padding, dilation", [(1, 1, 1), (2, 1, 1), (2, 0, 2)])
+def test_conv_weight_grads_by_unfold_equal_explicit_per_example_gradients(stride, padding, dilation):
+    """im2col + GEMM per-example weight gradients, in chunks of 2 examples, against one
+    autograd call per example (float64)."""
+    from repro.curvature.gradient_covariance import _conv_weight_grads_unfold
+    gen = torch.Generator().manual_seed(6)
+    conv = nn.Conv2d(3, 4, 3, stride=stride, padding=padding, dilation=dilation, bias=False).double()
+    A = torch.randn(5, 3, 9, 9, generator=gen, dtype=DT)
+    out = conv(A)
+    B = torch.randn(out.shape, generator=gen, dtype=DT)
+    got = _conv_weight_grads_unfold(conv, A, B, conv.padding, max_elems=2 * 27 * (out[0, 0].numel() + 4))
+    ref = torch.stack([torch.autograd.grad((conv(A[i:i + 1]) * B[i:i + 1]).sum(), conv.weight)[0].reshape(-1)
+                       for i in range(5)])
+    assert got.shape == ref.shape and torch.allclose(got, ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["cnn", "preact"])
 def test_minibatch_covariance_and_chunking(name):
     """g_m = mean gradient of batch m (unequal sizes), several chunks of batches."""
     model = MODELS[name]()
@@ -459,6 +497,21 @@ def test_block_triangular_gram():
     from repro.curvature.gradient_covariance import _sym_gram
     phi = torch.randn(601, 37, dtype=DT, generator=torch.Generator().manual_seed(0))
     assert torch.allclose(_sym_gram(phi), phi @ phi.T, rtol=1e-12, atol=1e-12)
+    assert torch.allclose(_sym_gram(phi, syrk=False), phi @ phi.T, rtol=1e-12, atol=1e-12)   # 4-block triangle
+
+
+@pytest.mark.parametrize("rows", [128, 300])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_syrk_gram_is_the_full_symmetric_product(rows, dtype):
+    """BLAS syrk fills one triangle; _sym_gram returns the whole symmetric matrix, from a
+    non-contiguous input too, in the input's dtype."""
+    from repro.curvature.gradient_covariance import _sym_gram
+    phi = torch.randn(45, rows, dtype=dtype, generator=torch.Generator().manual_seed(1)).T   # (rows, 45), strided
+    G = _sym_gram(phi)
+    ref = phi.double() @ phi.double().T
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    assert G.dtype == dtype and G.shape == (rows, rows) and torch.equal(G, G.T)
+    assert torch.allclose(G.double(), ref, rtol=tol, atol=tol * float(ref.abs().max()))
 
 
 def test_unsupported_layer_falls_back_to_vmap():

@@ -58,7 +58,9 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
+from scipy.linalg import blas
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
@@ -67,6 +69,10 @@ from .bn import curvature_mode
 from .hvp import _grad
 
 GRAM_METHODS = ("auto", "gram", "vmap", "loop")
+SYRK_MIN_ROWS = 128     # Gram matrices with this many gradients use BLAS syrk on the CPU (_sym_gram)
+UNFOLD_MAX_POSITIONS = 64   # per-example conv weight gradients by im2col + GEMM up to this many output positions
+NARROW_COLUMNS = 4096  # gradient blocks narrower than this share one Gram product (_NarrowBlocks)
+_SYRK = {torch.float32: blas.ssyrk, torch.float64: blas.dsyrk}
 LOOP_MIN_BATCH = 16     # "auto" uses "loop" from this many examples per batch on average (measured)
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d)
 
@@ -354,6 +360,7 @@ def _gram_by_layers(model, loss_fn, batches, layers, per_example: bool, chunk_si
     G = torch.zeros(M, M, dtype=torch.float64)
     stored: dict[nn.Module, list] = {m: [] for m in layers}   # per chunk features (multi-chunk)
     kinds: dict[nn.Module, str] = {}
+    narrow = _NarrowBlocks(G)
     for chunk in chunks:
         x = torch.cat([b[0] for b in chunk])
         sizes = [len(b[0]) for b in chunk]
@@ -380,20 +387,62 @@ def _gram_by_layers(model, loss_fn, batches, layers, per_example: bool, chunk_si
                 A = torch.zeros(len(x), m.in_features, device=x.device, dtype=m.weight.dtype)
                 calls = [(A, torch.zeros(len(x), m.out_features, device=x.device, dtype=m.weight.dtype))]
             feat = _features(m, layers[m], calls, kinds[m], sizes, len(x))
-            if single:
-                G += _gram_of([feat], kinds[m])
-            else:
+            if not single:
                 stored[m].append(feat)
-    if not single:
+            elif kinds[m] == "phi":
+                narrow.add(feat)
+            else:
+                G += _gram_of([feat], kinds[m])
+    if single:
+        narrow.flush()
+    else:
         for m in layers:
             G += _gram_of(stored[m], kinds[m])
             stored[m] = None
     return G
 
 
-def _sym_gram(phi: Tensor, blocks: int = 4) -> Tensor:
-    """phi @ phi.T computing only the upper block triangle (10/16 of the flops for 4 blocks)."""
+class _NarrowBlocks:
+    """Adds the Gram of gradient blocks to G, gathering narrow blocks (fewer than
+    NARROW_COLUMNS columns: biases, BN, small convolutions) into one product: each Gram
+    costs O(M^2) beyond its flops (syrk's output, the mirror, float64 conversion), which
+    dominated for nets of many small layers (cProfile, BN-CNN: 33 blocks of 4-576 columns).
+    Holds at most NARROW_COLUMNS columns x M rows of one chunk."""
+
+    def __init__(self, G: Tensor):
+        self.G, self.parts, self.width = G, [], 0
+
+    def add(self, blocks: list[Tensor]) -> None:
+        for b in blocks:
+            if b.shape[1] >= NARROW_COLUMNS:
+                self.G += _sym_gram(b).to("cpu", torch.float64)
+                continue
+            self.parts.append(b)
+            self.width += b.shape[1]
+            if self.width >= NARROW_COLUMNS:
+                self.flush()
+
+    def flush(self) -> None:
+        if self.parts:
+            self.G += _sym_gram(torch.cat(self.parts, dim=1)).to("cpu", torch.float64)
+        self.parts, self.width = [], 0
+
+
+def _sym_gram(phi: Tensor, blocks: int = 4, syrk: bool = True) -> Tensor:
+    """phi @ phi.T computing each entry of the symmetric result once.
+
+    On the CPU (float32/float64, from SYRK_MIN_ROWS rows) BLAS ``?syrk`` through SciPy: half
+    the flops of a product, and on the Fortran view of phi (no copy) ~30% less CPU than the
+    4-block triangle below for the per-example Gram of 512 examples (cProfile, 2.3k-205k
+    columns; docs/PERFORMANCE.md "Curvature"). Elsewhere the upper block triangle of
+    ``blocks`` x ``blocks`` products (10/16 of the flops for 4 blocks) from 128 rows per
+    block. Fewer rows (e.g. paper D's 25 mini-batch gradients): one product.
+    """
     n = phi.shape[0]
+    if syrk and n >= SYRK_MIN_ROWS and phi.device.type == "cpu" and phi.dtype in _SYRK:
+        a = phi.detach().contiguous().numpy()           # C order (n, P): a.T is Fortran order (P, n)
+        upper = torch.from_numpy(_SYRK[phi.dtype](1.0, a.T, trans=1))   # a a^T, upper triangle
+        return torch.triu(upper) + torch.triu(upper, 1).T
     if n < 128 * blocks:
         return phi @ phi.T
     edges = [round(i * n / blocks) for i in range(blocks + 1)]
@@ -425,8 +474,9 @@ def _gram_of(feats: list, kind: str) -> Tensor:
 
 
 def _segment_sum(t: Tensor, sizes: list[int]) -> Tensor:
-    """Sum rows of t (n × d) within consecutive segments of the given sizes."""
-    if all(s == 1 for s in sizes):
+    """Sum rows of t (n × d) within consecutive segments of the given sizes (each >= 1: as
+    many segments as rows means one row each, an O(1) test instead of a pass over sizes)."""
+    if len(sizes) == len(t):
         return t
     idx = torch.repeat_interleave(torch.arange(len(sizes), device=t.device),
                                   torch.tensor(sizes, device=t.device))
@@ -437,7 +487,7 @@ def _outer_sums(B3: Tensor, U3: Tensor, sizes: list[int], max_elems: int = 2**25
     """Per-group Σ_{i in group, t} b_it u_itᵀ, flattened: B3 (n, o, T), U3 (n, i, T) -> (groups, o*i)."""
     n, o, T = B3.shape
     i_dim = U3.shape[1]
-    if all(s == 1 for s in sizes):
+    if len(sizes) == n:                       # one example per group (sizes are >= 1)
         step = max(1, max_elems // max(1, o * i_dim))
         return torch.cat([torch.bmm(B3[s:s + step], U3[s:s + step].transpose(1, 2)).reshape(-1, o * i_dim)
                           for s in range(0, n, step)])
@@ -466,18 +516,44 @@ def _conv_weight_grads(m: nn.Conv2d, A: Tensor, B: Tensor, sizes: list[int], max
             b, a, w, None, list(m.stride), pad, list(m.dilation), False, [0, 0], m.groups,
             [False, True, False])[1]
 
-    if not all(s == 1 for s in sizes):
+    if len(sizes) != len(A):                  # groups of several examples (sizes are >= 1)
         rows, s = [], 0
         for size in sizes:
             rows.append(wgrad(A[s:s + size], B[s:s + size]).reshape(-1))
             s += size
         return torch.stack(rows)
+    if m.groups == 1 and B[0, 0].numel() <= UNFOLD_MAX_POSITIONS:
+        return _conv_weight_grads_unfold(m, A, B, pad, max_elems)
     per_ex = vmap(lambda a, b: wgrad(a[None], b[None]))
     step = max(1, max_elems // max(1, w.numel() + A[0].numel()))
     if step >= len(A):
         return per_ex(A, B).reshape(len(A), -1)
     return torch.cat([per_ex(A[s:s + step], B[s:s + step]).reshape(-1, w.numel())
                       for s in range(0, len(A), step)])
+
+
+def _conv_weight_grads_unfold(m: nn.Conv2d, A: Tensor, B: Tensor, pad, max_elems: int) -> Tensor:
+    """Per-example weight gradients of a Conv2d with few output positions T: im2col of the
+    input (n, C_in k_h k_w, T) and one (C_out x T) @ (T x C_in k_h k_w) product per example.
+
+    Why: for small maps vmap's grouped convolution ran 2.5-12.8x slower than the summed weight
+    gradient (ResNet's 64-channel layers at 7x7: 0.16 s vs 0.013 s, 512 examples), and so did
+    torch.bmm on the CPU (inner dimension T); NumPy's stacked matmul (one BLAS GEMM per example)
+    took 0.05 s with the im2col (docs/PERFORMANCE.md "Curvature").
+    """
+    n, out_ch = len(A), B.shape[1]
+    cols = A.shape[1] * math.prod(m.kernel_size)
+    step = max(1, max_elems // max(1, cols * (B[0, 0].numel() + out_ch)))
+    rows = []
+    for s in range(0, n, step):
+        U = torch.nn.functional.unfold(A[s:s + step], m.kernel_size, m.dilation, pad, m.stride)   # (b, cols, T)
+        Bs = B[s:s + step].reshape(len(U), out_ch, -1)                                          # (b, C_out, T)
+        if A.device.type == "cpu" and A.dtype in _SYRK:
+            g = torch.from_numpy(np.matmul(Bs.detach().contiguous().numpy(), U.transpose(1, 2).numpy()))
+        else:
+            g = torch.bmm(Bs, U.transpose(1, 2))
+        rows.append(g.reshape(len(U), -1))
+    return rows[0] if len(rows) == 1 else torch.cat(rows)
 
 
 def _features(m: nn.Module, trainable_wb, calls, kind: str, sizes: list[int], n: int):
