@@ -195,9 +195,9 @@ def test_measure_matches_dense_and_explicit_computations():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_accuracy_pass_gives_the_numbers_of_evaluate(dtype):
-    """The accuracy pass forwards in chunks but sums the loss per group as
-    repro.train.evaluate does: the same train_loss and train_acc, bit for bit, over several
-    groups, a short last group and chunks that do not divide a group."""
+    """The accuracy pass (repro.train.evaluate) forwards in chunks but sums the loss per
+    group: the numbers of one forward per group, bit for bit, over several groups, a short
+    last group and chunks that do not divide a group."""
     from repro.train import evaluate
 
     model = tiny_bn_cnn().to(dtype)
@@ -205,7 +205,9 @@ def test_accuracy_pass_gives_the_numbers_of_evaluate(dtype):
     x = torch.randn(53, 1, 10, 10, generator=gen, dtype=dtype)
     y = torch.randint(0, 3, (53,), generator=gen)
     for group, chunk in [(20, 6), (20, 20), (1000, 250), (7, 100)]:
-        assert bm.accuracy_and_loss(model, x, y, group=group, chunk=chunk) == evaluate(model, x, y, group)
+        one_forward = evaluate(model, x, y, group, chunk=group)
+        assert bm.accuracy_and_loss(model, x, y, group=group, chunk=chunk) == one_forward
+        assert evaluate(model, x, y, group, chunk) == one_forward
     assert not model.training
 
 

@@ -103,13 +103,13 @@ from ..curvature import (
 )
 from ..data import load_dataset
 from ..runs import RunRecord
-from ..train import load_model
+from ..train import FORWARD_CHUNK, evaluate, load_model
 
 # K of paper D's measurement: the unbiased 1/(M - 1) estimate from M sampled gradients
 COVARIANCE_DDOF = 1
 # the accuracy subset's loss is summed per group of this many examples (repro.train.evaluate's
-# batch_size), its logits computed ACCURACY_CHUNK examples per forward (see accuracy_and_loss)
-ACCURACY_GROUP, ACCURACY_CHUNK = 1000, 250
+# batch_size, as in training), its logits computed FORWARD_CHUNK examples per forward
+ACCURACY_GROUP, ACCURACY_CHUNK = 1000, FORWARD_CHUNK
 
 
 def make_probe(x_train: torch.Tensor, y_train: torch.Tensor, probe: dict) -> dict:
@@ -243,27 +243,13 @@ def last_bn_gamma_norm(model: nn.Module) -> float | None:
     return float(bns[-1].weight.detach().norm()) if bns else None
 
 
-@torch.no_grad()
 def accuracy_and_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, group: int = ACCURACY_GROUP,
                       chunk: int = ACCURACY_CHUNK) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy over (x, y) in eval mode: the numbers of
-    ``repro.train.evaluate(model, x, y, group)`` (the loss summed per group of ``group``
-    examples, then over groups), the logits computed ``chunk`` examples per forward.
-
-    Why: on the CPU one forward over 1,000 SimpleCNN images ran at about half the speed of
-    four over 250 (cache-sized activations; the accuracy pass was ~10% of a curvature job's
-    profile, docs/PERFORMANCE.md "Paper D"). An example's logits do not depend on the batch
-    it is in (checked bit for bit on every snapshot of the default run), so the values are
-    evaluate's.
-    """
+    """Mean cross-entropy and accuracy over (x, y) in eval mode: ``repro.train.evaluate``
+    (loss summed per group of ``group`` examples, logits ``chunk`` examples per forward),
+    every submodule's mode restored after."""
     with curvature_mode(model):
-        loss, correct = 0.0, 0
-        for i in range(0, len(x), group):
-            xg, yg = x[i:i + group], y[i:i + group]
-            logits = torch.cat([model(xg[j:j + chunk]) for j in range(0, len(xg), chunk)])
-            loss += F.cross_entropy(logits, yg, reduction="sum").item()
-            correct += (logits.argmax(1) == yg).sum().item()
-    return loss / len(x), correct / len(x)
+        return evaluate(model, x, y, group, chunk)
 
 
 def _chunks(x: torch.Tensor, y: torch.Tensor, size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
