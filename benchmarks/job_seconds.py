@@ -4,7 +4,7 @@ benchmark files (results/benchmarks/**/*.tsv), and the start-up share.
     .venv/bin/python benchmarks/job_seconds.py results [other_results ...]
 
 A job's paper is the paper key its benchmark path names (benchmarks/<paper>/..., or
-benchmarks/train/<experiment>/... with the experiment named <paper>_*). Start-up share:
+benchmarks/train[_batch]/<experiment>/... with the experiment named <paper>_*). Start-up share:
 jobs x the given per-job start-up seconds (--startup, e.g. `import torch` measured on the
 same machine) over the summed job wall seconds. Load-sensitive: say the load average beside
 any figure taken from it.
@@ -21,7 +21,7 @@ PAPERS = ("iterative", "minima", "heinit", "breakeven")
 
 def paper_of(rel: Path) -> str:
     parts = rel.parts
-    name = parts[1] if parts[0] == "train" and len(parts) > 1 else parts[0]
+    name = parts[1] if parts[0] in ("train", "train_batch") and len(parts) > 1 else parts[0]
     return next((p for p in PAPERS if name.startswith(p)), "other")
 
 

@@ -14,6 +14,13 @@ CONFIGS = REPO / "tests" / "configs"
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 
+def pytest_collection_modifyitems(config, items):
+    """The paper-scale miniature (~12 min, one file) first: under pytest-xdist (`make test`,
+    one file per worker, files handed out in collection order) it then runs beside the rest
+    of the suite instead of alone after it. Otherwise the order is unchanged (stable sort)."""
+    items.sort(key=lambda item: item.get_closest_marker("paper_mini") is None)
+
+
 def snakemake(workdir, *args, configfiles=("tiny.yaml",), check=True, timeout=900, env=None):
     """Run the project's Snakefile with results in `workdir`; returns CompletedProcess.
 
