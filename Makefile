@@ -6,8 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= all
 # the suite on every core, one test file per worker (module fixtures such as a shared
-# workflow run stay shared within a file); PYTEST_ARGS= runs it serially
-PYTEST_ARGS ?= -n auto --dist loadfile
+# workflow run stay shared within a file), files handed out in collection order (the
+# 12-minute paper-scale miniature first: tests/conftest.py); PYTEST_ARGS= runs it serially
+PYTEST_ARGS ?= -n auto --dist loadfile --no-loadscope-reorder
 
 .PHONY: reproduce medium paper-mini test venv system-deps lint clean
 

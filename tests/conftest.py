@@ -15,9 +15,10 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 
 def pytest_collection_modifyitems(config, items):
-    """The paper-scale miniature (~12 min, one file) first: under pytest-xdist (`make test`,
-    one file per worker, files handed out in collection order) it then runs beside the rest
-    of the suite instead of alone after it. Otherwise the order is unchanged (stable sort)."""
+    """The paper-scale miniature (~12 min, one file) first: under pytest-xdist (`make test`:
+    one file per worker, files handed out in collection order with --no-loadscope-reorder)
+    it then runs beside the rest of the suite instead of alone after it. Otherwise the order
+    is unchanged (stable sort)."""
     items.sort(key=lambda item: item.get_closest_marker("paper_mini") is None)
 
 
