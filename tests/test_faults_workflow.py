@@ -124,21 +124,28 @@ def uninterrupted(tmp_path_factory, kill_cfg):
     return ref
 
 
-def test_sigkilled_training_job_is_retried_resumes_and_ends_bitwise_identical(tmp_path, kill_cfg, uninterrupted):
-    work = tmp_path / "w"
-    ckpt = work / "results/checkpoints" / EXP / RUN
-    proc = start(work, kill_cfg)
+def kill_training_job(work, cfg_file, ckpt, script, what):
+    """Start the workflow, SIGKILL its training job (Snakemake runs `script` as a temp copy)
+    once `ckpt` holds a rotated checkpoint, and let Snakemake finish: (process, output)."""
+    proc = start(work, cfg_file)
     try:
-        # epoch 2 checkpointed (the rotation has made previous.pt): the job is in epoch 3 of 8
-        wait_for(lambda: (ckpt / "previous.pt.sha256").exists(), proc, what="the second checkpoint")
-        jobs = session_pids(proc.pid, ".train.py")  # Snakemake runs scripts/train.py as a temp copy
-        assert len(jobs) >= 1, "training job process not found"
+        wait_for(lambda: (ckpt / "previous.pt.sha256").exists(), proc, what=what)
+        jobs = session_pids(proc.pid, script)
+        assert len(jobs) >= 1, f"training job process ({script}) not found"
         for pid in jobs:
             os.kill(pid, signal.SIGKILL)
         out, _ = proc.communicate(timeout=600)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+    return proc, out
+
+
+def test_sigkilled_training_job_is_retried_resumes_and_ends_bitwise_identical(tmp_path, kill_cfg, uninterrupted):
+    work = tmp_path / "w"
+    ckpt = work / "results/checkpoints" / EXP / RUN
+    # epoch 2 checkpointed (the rotation has made previous.pt): the job is in epoch 3 of 8
+    proc, out = kill_training_job(work, kill_cfg, ckpt, ".train.py", "the second checkpoint")
     # Snakemake saw the job fail, deleted its outputs (snapshots/ too) and retried it (retries: 1)
     assert proc.returncode == 0, out[-3000:]
     assert "Trying to restart job" in out
@@ -161,17 +168,7 @@ def test_sigkilled_batch_job_is_retried_and_every_run_resumes_from_its_own_check
     cfg_file = write_config(tmp_path / "batched.yaml", cfg)
     work = tmp_path / "w"
     ckpt = work / "results/checkpoints" / EXP / RUN
-    proc = start(work, cfg_file)
-    try:
-        wait_for(lambda: (ckpt / "previous.pt.sha256").exists(), proc, what="seed 0's second checkpoint")
-        jobs = session_pids(proc.pid, ".train_batch.py")
-        assert len(jobs) >= 1, "batch training job process not found"
-        for pid in jobs:
-            os.kill(pid, signal.SIGKILL)
-        out, _ = proc.communicate(timeout=600)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    proc, out = kill_training_job(work, cfg_file, ckpt, ".train_batch.py", "seed 0's second checkpoint")
     assert proc.returncode == 0, out[-3000:]
     assert "Trying to restart job" in out
     first = json.loads((work / "results/runs" / EXP / "a_s1/status.json").read_text())
