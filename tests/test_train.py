@@ -42,6 +42,16 @@ def same_weights(a, b):
     return all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
+
+def kill_once_written(proc, path, timeout_s, finished_msg):
+    """SIGKILL `proc` as soon as `path` exists (it must still be running then)."""
+    deadline = time.time() + timeout_s
+    while not path.exists() and time.time() < deadline:
+        time.sleep(0.01)
+    assert proc.poll() is None, finished_msg
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
 def test_same_config_and_seed_give_bitwise_identical_history_and_weights(tmp_path, digits):
     run(tmp_path / "a", digits)
     run(tmp_path / "b", digits)
@@ -74,13 +84,8 @@ def test_sigkilled_run_resumes_and_ends_bitwise_identical(tmp_path, digits):
     ref = run(tmp_path / "ref", digits, cfg=cfg)
     work = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-c", SCRIPT.format(cfg=cfg), str(work)])
-    ckpt = work / "ckpt" / "last.pt.sha256"  # a complete checkpoint (data, then checksum)
-    deadline = time.time() + 120
-    while not ckpt.exists() and time.time() < deadline:
-        time.sleep(0.01)
-    assert proc.poll() is None, "training finished before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    # a complete checkpoint (data, then checksum)
+    kill_once_written(proc, work / "ckpt" / "last.pt.sha256", 120, "training finished before it could be killed")
     assert not (work / "out" / "status.json").exists()
     resumed = run(work, digits, cfg=cfg)
     assert resumed["resumed_from_epoch"] is not None and resumed["resumed_from_epoch"] >= 1
@@ -290,13 +295,9 @@ def test_a_killed_batch_resumes_each_run_from_its_own_checkpoint(tmp_path, alone
     from repro.train import train_runs
 
     proc = subprocess.Popen([sys.executable, "-c", BATCH_SCRIPT.format(jobs=batch_jobs(tmp_path))])
-    ckpt = tmp_path / "aug_s2" / "ckpt" / "last.pt.sha256"  # the third run is under way
-    deadline = time.time() + 300
-    while not ckpt.exists() and time.time() < deadline:
-        time.sleep(0.01)
-    assert proc.poll() is None, "the batch finished before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    # the third run is under way
+    kill_once_written(proc, tmp_path / "aug_s2" / "ckpt" / "last.pt.sha256", 300,
+                      "the batch finished before it could be killed")
     assert (tmp_path / "stop_s1/out/status.json").exists() and not (tmp_path / "aug_s2/out/status.json").exists()
     # Snakemake deletes a rerun job's declared outputs: all of them, finished runs' too
     for name, _, _ in BATCH:
